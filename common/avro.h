@@ -51,6 +51,17 @@ enum avro_type {
 enum avro_type avro_schema_type(const struct avro_schema *s);
 /* The logicalType attribute ("timestamp-millis"...) or NULL. */
 const char *avro_schema_logical(const struct avro_schema *s);
+/* Array items or map values; NULL for other types. */
+const struct avro_schema *avro_schema_items(const struct avro_schema *s);
+/* Union branches (0 for non-unions). */
+size_t avro_union_size(const struct avro_schema *s);
+const struct avro_schema *avro_union_branch(const struct avro_schema *s, size_t i);
+/* A record field's default (schema JSON form, borrowed) or NULL when it has none. */
+const json_t *avro_record_field_default(const struct avro_schema *s, size_t i);
+/* True when sym is one of an enum's symbols. */
+bool avro_enum_has_symbol(const struct avro_schema *s, const char *sym);
+/* Size of a fixed; 0 for other types. */
+size_t avro_fixed_size(const struct avro_schema *s);
 /* For a union ["null", X]: X; otherwise s itself. */
 const struct avro_schema *avro_schema_nonnull(const struct avro_schema *s);
 

@@ -2,7 +2,7 @@
  *
  * Every Kafka value is Avro single-object encoding: 0xC3 0x01, the 8-byte little-endian
  * CRC-64-AVRO fingerprint of the writer schema's canonical form, then the binary body. The
- * schemas in schemas/*.avsc (current) and schemas/history/*.avsc (older versions still readable)
+ * schemas in schemas/ (current) and schemas/history/ (older versions still readable)
  * are compiled into every binary, so a record decodes with no registry.
  *
  * In memory a record is a jansson object with the schema's field names (see avro.h for how each
