@@ -342,13 +342,15 @@ struct stream *stream_new(const struct stream_config *cfg, const struct stream_h
 			goto fail;
 		}
 		struct kafka_consumer_hooks kh = {s, on_assign, on_revoke};
-		s->consumer = kafka_consumer_new(cfg->brokers, NULL, cfg->group, cfg->in, &kh, err,
-						 errlen);
+		s->consumer = kafka_consumer_new(cfg->brokers, cfg->in_prefix, cfg->group, cfg->in,
+						 &kh, err, errlen);
 		if (!s->consumer)
 			goto fail;
 	}
 	if (has_brokers(s)) {
-		s->producer = kafka_producer_new(cfg->brokers, NULL, NULL, NULL, err, errlen);
+		const char *ob = cfg->out_brokers && *cfg->out_brokers ? cfg->out_brokers
+								       : cfg->brokers;
+		s->producer = kafka_producer_new(ob, cfg->out_prefix, NULL, NULL, err, errlen);
 		if (!s->producer)
 			goto fail;
 	}

@@ -50,6 +50,9 @@ struct stream_config {
 	long long checkpoint_records; /* default 50000 */
 	size_t max_line;	     /* stdin line limit, default 1 MiB */
 	bool raw_input;		     /* do not decode values (the relay forwards bytes) */
+	const char *out_brokers;     /* outputs' cluster when it differs from the input's */
+	const char *in_prefix;	     /* -X prefix for the input cluster ("source.") or NULL */
+	const char *out_prefix;	     /* -X prefix for the output cluster ("target.") or NULL */
 };
 
 struct stream_hooks {
