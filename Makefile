@@ -57,7 +57,7 @@ BINS     := $(PROGS:%=$(BINDIR)/%)
 UNIT_SRC  := $(sort $(wildcard tests/unit/*/test_*.c))
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(OUT)/unit/%)
 
-.PHONY: all asan test unit integration deps clean fuzz bench demo chaos format image-check
+.PHONY: all asan test units fuzzers deps clean fuzz bench demo chaos format image-check
 all: $(BINS)
 
 asan:
@@ -93,9 +93,22 @@ $(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
 define unit_rule
 $(OUT)/unit/$(1)/%: tests/unit/$(1)/%.c $$(filter-out %/main.o,$$(patsubst %.c,$(OUT)/%.o,$$(wildcard services/$(1)/*.c tools/$(1)/*.c))) $(LIB)
 	@mkdir -p $$(dir $$@)
-	$(CC) $(CFLAGS) -Iservices/$(1) -Itools/$(1) $(LDFLAGS) -o $$@ $$^ $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Iservices/$(1) -Itools/$(1) $(LDFLAGS) -o $$@ $$(filter %.c %.o %.a,$$^) $(LDLIBS) -lcmocka
 endef
 $(foreach d,$(notdir $(patsubst %/,%,$(sort $(dir $(UNIT_SRC))))),$(eval $(call unit_rule,$(d))))
+
+# libFuzzer targets: tests/fuzz/fuzz_<dir>_<what>.c links with services/<dir> (minus main.c),
+# or with common only when <dir> is "common".
+FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(OUT)/fuzz/%)
+fuzzers: $(FUZZ_BINS)
+
+define fuzz_rule
+$(OUT)/fuzz/$(1): tests/fuzz/$(1).c $$(filter-out %/main.o,$$(patsubst %.c,$(OUT)/%.o,$$(wildcard services/$(2)/*.c tools/$(2)/*.c))) $(LIB)
+	@mkdir -p $$(dir $$@)
+	$(CC) $(CFLAGS) -Iservices/$(2) -Itools/$(2) -fsanitize=fuzzer $(LDFLAGS) -o $$@ $$(filter %.c %.o %.a,$$^) $(LDLIBS)
+endef
+$(foreach f,$(FUZZ_SRC:tests/fuzz/%.c=%),$(eval $(call fuzz_rule,$(f),$(word 2,$(subst _, ,$(f))))))
 
 # The test command of the README. Builds the sanitized variant, then runs everything.
 test: asan

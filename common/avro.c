@@ -1104,8 +1104,9 @@ static int dec(struct dec_ctx *c, const struct avro_schema *w, const struct avro
 			return -1;
 		if (out) {
 			bool as_text = r ? r->type == AVRO_STRING : w->type == AVRO_STRING;
-			if (as_text && !utf8_valid(c->p, n))
-				return dec_fail(c, "string is not valid UTF-8");
+			/* NUL is valid UTF-8 but no consumer of ours can carry it in text. */
+			if (as_text && (!utf8_valid(c->p, n) || memchr(c->p, 0, n)))
+				return dec_fail(c, "string is not valid UTF-8 text");
 			v = json_stringn_nocheck((const char *)c->p, n);
 		}
 		c->p += n;
