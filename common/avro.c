@@ -611,13 +611,30 @@ const struct avro_schema *avro_schema_nonnull(const struct avro_schema *s)
 	return s;
 }
 
+/* Field path for error messages ("location.lat"), kept as a stack of borrowed names and only
+ * formatted when something fails, so the hot path pays one store per field. */
+struct path {
+	const char *names[AVRO_MAX_DEPTH + 2];
+	int depth;
+};
+
+static void path_format(const struct path *p, char *out, size_t outlen)
+{
+	size_t j = 0;
+	out[0] = 0;
+	for (int i = 0; i < p->depth && j + 1 < outlen; i++)
+		j += (size_t)snprintf(out + j, outlen - j, "%s%s", i ? "." : "", p->names[i]);
+	if (!out[0])
+		snprintf(out, outlen, "value");
+}
+
 /* ---- encoding ---- */
 
 struct enc_ctx {
 	struct buf *out;
 	char *err;
 	size_t errlen;
-	char path[256];
+	struct path path;
 };
 
 static int put_long(struct buf *b, int64_t v)
@@ -635,7 +652,9 @@ static int put_long(struct buf *b, int64_t v)
 
 static int enc_fail(struct enc_ctx *c, const char *what)
 {
-	seterr(c->err, c->errlen, "%s: %s", c->path[0] ? c->path : "value", what);
+	char where[256];
+	path_format(&c->path, where, sizeof(where));
+	seterr(c->err, c->errlen, "%s: %s", where, what);
 	return -1;
 }
 
@@ -683,11 +702,11 @@ static int enc_record(struct enc_ctx *c, const struct avro_schema *s, const json
 {
 	if (!json_is_object(v))
 		return enc_fail(c, "expected an object");
-	size_t plen = strlen(c->path);
 	int rc = 0;
+	c->path.depth++;
 	for (size_t i = 0; i < s->nfields && rc == 0; i++) {
 		const struct avro_field *f = &s->fields[i];
-		snprintf(c->path + plen, sizeof(c->path) - plen, "%s%s", plen ? "." : "", f->name);
+		c->path.names[c->path.depth - 1] = f->name;
 		const json_t *fv = json_object_get(v, f->name);
 		if (!fv)
 			fv = f->def;
@@ -697,7 +716,7 @@ static int enc_record(struct enc_ctx *c, const struct avro_schema *s, const json
 			rc = enc(c, f->type, fv, depth + 1);
 	}
 	if (rc == 0)
-		c->path[plen] = 0;
+		c->path.depth--;
 	return rc;
 }
 
@@ -819,7 +838,7 @@ struct dec_ctx {
 	const uint8_t *p, *start, *end;
 	char *err;
 	size_t errlen;
-	char path[256];
+	struct path path;
 	bool failed;
 };
 
@@ -834,7 +853,9 @@ static int dec_fail(struct dec_ctx *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	seterr(c->err, c->errlen, "%s: %s at byte %td", c->path[0] ? c->path : "value", what,
+	char where[256];
+	path_format(&c->path, where, sizeof(where));
+	seterr(c->err, c->errlen, "%s: %s at byte %td", where, what,
 	       c->p - c->start);
 	return -1;
 }
@@ -925,23 +946,23 @@ static int dec_record(struct dec_ctx *c, const struct avro_schema *w, const stru
 		      json_t **out, int depth)
 {
 	json_t *obj = NULL;
-	size_t plen = strlen(c->path);
 	if (out && !(obj = json_object()))
 		return dec_fail(c, "out of memory");
+	c->path.depth++;
 	for (size_t i = 0; i < w->nfields; i++) {
 		const struct avro_field *wf = &w->fields[i];
 		const struct avro_field *rf = NULL;
 		for (size_t k = 0; r && k < r->nfields && !rf; k++)
 			if (strcmp(r->fields[k].name, wf->name) == 0)
 				rf = &r->fields[k];
-		snprintf(c->path + plen, sizeof(c->path) - plen, "%s%s", plen ? "." : "", wf->name);
+		c->path.names[c->path.depth - 1] = wf->name;
 		json_t *v = NULL;
 		if (dec(c, wf->type, rf ? rf->type : NULL, obj && rf ? &v : NULL, depth + 1) < 0)
 			goto fail;
 		if (v && json_object_set_new_nocheck(obj, wf->name, v) < 0)
 			goto fail;
 	}
-	c->path[plen] = 0;
+	c->path.depth--;
 	for (size_t k = 0; obj && r && k < r->nfields; k++) {
 		const struct avro_field *rf = &r->fields[k];
 		if (json_object_get(obj, rf->name))
