@@ -130,6 +130,9 @@ demo: all
 chaos: all asan
 	@bash tests/chaos/run.sh
 
+image-check: all
+	@bash tools/image-check.sh bin
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
