@@ -112,7 +112,7 @@ $(foreach f,$(FUZZ_SRC:tests/fuzz/%.c=%),$(eval $(call fuzz_rule,$(f),$(word 2,$
 
 # The test command of the README. Builds the sanitized variant, then runs everything.
 test: asan
-	@bash tests/run.sh
+	@bash tests/run.sh $(TESTS)
 
 deps:
 	@bash tools/deps.sh
