@@ -26,12 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
-/* MQTT control packet types, as paho reports them in failureData5.packet_type. */
-enum { PKT_PUBLISH = 3, PKT_PUBACK = 4, PKT_PUBREC = 5, PKT_PUBCOMP = 7 };
-
 struct pub_slot {
 	struct mqtt_client *c;
 	void *msg_ctx;
+	int qos; /* names the acknowledgement that refused it */
 	struct pub_slot *next;
 };
 
@@ -237,15 +235,14 @@ static void pub_fail3(void *context, MQTTAsync_failureData *d)
 static void pub_fail5(void *context, MQTTAsync_failureData5 *d)
 {
 	char reason[256];
-	/* Only acknowledgement failures carry a meaningful reason code; on other paths paho leaves
-	 * parts of the struct unset, so they are reported by their library code alone. */
-	if (d && (d->packet_type == PKT_PUBACK || d->packet_type == PKT_PUBREC ||
-	          d->packet_type == PKT_PUBCOMP)) {
+	struct pub_slot *s = context;
+	/* Only acknowledgement refusals carry a reason code >= 0x80; other failures leave it at
+	 * 0 and are reported by their library code alone. The packet type is taken from the QoS:
+	 * paho 1.3.12 reads d->packet_type from the packet it has just freed. */
+	if (d && d->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR) {
 		snprintf(reason, sizeof(reason), "%s reason 0x%02x %s",
-		         d->packet_type == PKT_PUBACK   ? "PUBACK"
-		         : d->packet_type == PKT_PUBREC ? "PUBREC"
-		                                        : "PUBCOMP",
-		         (unsigned)d->reasonCode, MQTTReasonCode_toString(d->reasonCode));
+		         s->qos == 1 ? "PUBACK" : "PUBREC", (unsigned)d->reasonCode,
+		         MQTTReasonCode_toString(d->reasonCode));
 	} else {
 		pub_failure_reason(d ? d->code : MQTTASYNC_FAILURE, d ? d->message : NULL, reason,
 		                   sizeof(reason));
@@ -993,6 +990,7 @@ int mqtt_publish(struct mqtt_client *c, const char *topic, const void *payload, 
 	c->free_slots = s->next;
 	c->inflight++;
 	s->msg_ctx = msg_ctx;
+	s->qos = qos;
 	pthread_mutex_unlock(&c->mu);
 
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
