@@ -1172,3 +1172,25 @@ void mqtt_client_free(struct mqtt_client *c)
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
+
+struct mqtt_client *mqtt_client_open(const struct mqtt_options *o)
+{
+	char err[512];
+	struct mqtt_client *c = mqtt_client_new(o, err, sizeof(err));
+	if (!c) {
+		log_error("%s", err);
+		return NULL;
+	}
+	while (lifecycle_running()) {
+		if (mqtt_connect(c, 10000, err, sizeof(err)) == 0)
+			return c;
+		if (strstr(err, "refused") || strstr(err, "authori") || strstr(err, "password")) {
+			log_error("%s; not retrying: the broker refuses these credentials or options",
+				  err);
+			break;
+		}
+		log_warn("%s; retrying", err);
+	}
+	mqtt_client_free(c);
+	return NULL;
+}

@@ -166,6 +166,11 @@ struct mqtt_client *mqtt_client_new(const struct mqtt_options *o, char *err, siz
  * until mqtt_client_free). Also returns -1 early when lifecycle_running() turns false. */
 int mqtt_connect(struct mqtt_client *c, int wait_ms, char *err, size_t errlen);
 
+/* mqtt_client_new + mqtt_connect, retrying (and logging each failure) until the broker answers,
+ * as a service started before its broker should. Gives up, logging why, when the broker refuses
+ * the credentials or options or when a stop was requested. Returns the client or NULL. */
+struct mqtt_client *mqtt_client_open(const struct mqtt_options *o);
+
 /* Publishes a copy of payload. Waits up to wait_ms for room in the window (never when called
  * from a callback). Returns 0 when accepted (on_publish_done will report the outcome), MQTT_BUSY
  * when the window stayed full, or -1 with the reason when paho refused it outright (bad topic,

@@ -244,17 +244,8 @@ static int open_mqtt(struct mqtt_sub *subs, char **sub_names)
 	mo.nsubs = opt.filters.len;
 	mo.on_message = on_message;
 	mo.on_connected = on_connected;
-	if (!(ing.mqtt = mqtt_client_new(&mo, err, sizeof(err)))) {
-		log_error("%s", err);
-		return -1;
-	}
-	/* Keep trying until the broker answers: an ingestor started before its broker waits. */
-	while (lifecycle_running() && mqtt_connect(ing.mqtt, 10000, err, sizeof(err)) < 0) {
-		log_warn("%s; retrying", err);
-		if (strstr(err, "refused") || strstr(err, "authori") || strstr(err, "password"))
-			return -1;
-	}
-	return lifecycle_running() ? 0 : -1;
+	ing.mqtt = mqtt_client_open(&mo);
+	return ing.mqtt ? 0 : -1;
 }
 
 int main(int argc, char **argv)
