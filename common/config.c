@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <librdkafka/rdkafka.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -207,10 +208,39 @@ static void load_kafka_config(const char *path)
 			line++;
 		if (!*line || *line == '#')
 			continue;
-		char where[PATH_MAX + 32];
-		snprintf(where, sizeof(where), "%s:%d", path, lineno);
-		add_kafka_prop(line, where);
+		/* The line is not echoed: this file holds secrets, and "sasl.password: x" (Java
+		 * properties syntax) would otherwise end up in the log. */
+		char *eq = strchr(line, '=');
+		if (!eq || eq == line)
+			config_die("--kafka-config %s:%d: expected PROP=VALUE", path, lineno);
+		add_kafka_prop(line, path);
 	}
+}
+
+/* Checks every Kafka property with librdkafka itself, so a misspelt name or a value it refuses is
+ * a configuration error (exit 2) before anything starts, rather than a runtime failure of the
+ * first client. A relay's "source."/"target." prefix is not part of the name. */
+static void kafka_props_check(void)
+{
+	static const char *const prefixes[] = {"source.", "target."};
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (!conf)
+		config_die("out of memory");
+	for (size_t i = 0; i < cfg_kafka_props.len; i++) {
+		const char *key = cfg_kafka_props.items[i];
+		for (size_t k = 0; k < sizeof(prefixes) / sizeof(*prefixes); k++)
+			if (strncmp(key, prefixes[k], strlen(prefixes[k])) == 0)
+				key += strlen(prefixes[k]);
+		const char *eq = strchr(key, '=');
+		char name[256], why[512];
+		snprintf(name, sizeof(name), "%.*s", eq ? (int)(eq - key) : 0, key);
+		if (!eq ||
+		    rd_kafka_conf_set(conf, name, eq + 1, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+			rd_kafka_conf_destroy(conf);
+			config_die("Kafka property %s: %s", name, eq ? why : "expected prop=value");
+		}
+	}
+	rd_kafka_conf_destroy(conf);
 }
 
 /* Stores one textual value into the option's destination, or dies with the reason. */
@@ -474,6 +504,7 @@ void config_parse(const struct config_spec *spec, int argc, char **argv)
 	}
 	for (size_t i = 0; i < cli_props.len; i++)
 		add_kafka_prop(cli_props.items[i], "-X");
+	kafka_props_check();
 	free(lo);
 	free(seen);
 	free(shorts);

@@ -337,6 +337,18 @@ static json_t *conv(struct jctx *c, const struct avro_schema *s, const json_t *v
 	return NULL;
 }
 
+/* Reasons quote pieces of the line (jansson's "near '...'", map keys in field paths) and end
+ * up in log lines: bytes that are not printable ASCII become '?', so a hostile line cannot
+ * carry terminal escapes or forged log text into them. */
+static int reason_clean(char *err, size_t errlen)
+{
+	if (err && errlen)
+		for (unsigned char *p = (unsigned char *)err; *p; p++)
+			if (*p < 0x20 || *p > 0x7E)
+				*p = '?';
+	return -1;
+}
+
 int jsonl_parse(const struct avro_schema *s, const char *line, size_t len, json_t **out,
 		char *err, size_t errlen)
 {
@@ -345,7 +357,7 @@ int jsonl_parse(const struct avro_schema *s, const char *line, size_t len, json_
 	json_t *v = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!v) {
 		snprintf(err, errlen, "invalid JSON at column %d: %s", jerr.column, jerr.text);
-		return -1;
+		return reason_clean(err, errlen);
 	}
 	struct jctx c = {.err = err, .errlen = errlen};
 	if (err && errlen)
@@ -355,7 +367,7 @@ int jsonl_parse(const struct avro_schema *s, const char *line, size_t len, json_
 	if (!*out) {
 		if (err && errlen && !err[0])
 			snprintf(err, errlen, "out of memory");
-		return -1;
+		return reason_clean(err, errlen);
 	}
 	return 0;
 }

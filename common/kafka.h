@@ -33,6 +33,13 @@ typedef void (*kafka_dr_fn)(void *ctx, const rd_kafka_message_t *m);
 struct kafka_producer *kafka_producer_new(const char *brokers, const char *prefix,
 					  kafka_dr_fn on_delivery, void *ctx, char *err,
 					  size_t errlen);
+/* As kafka_producer_new, with extra default properties (NULL-terminated key, value pairs, may be
+ * NULL) applied after the suite's defaults and before the user's -X properties: a service tunes
+ * its own client (queue limits, statistics) and the user can still override it. */
+struct kafka_producer *kafka_producer_new_with(const char *brokers, const char *prefix,
+					       const char *const *defaults,
+					       kafka_dr_fn on_delivery, void *ctx, char *err,
+					       size_t errlen);
 /* Destroys without waiting: call kafka_producer_flush first. Logs records left unsent. */
 void kafka_producer_free(struct kafka_producer *p);
 rd_kafka_t *kafka_producer_handle(struct kafka_producer *p);
@@ -56,6 +63,9 @@ long kafka_producer_inflight(const struct kafka_producer *p);
 int kafka_producer_flush(struct kafka_producer *p, int timeout_ms);
 /* Failures seen since creation (for metrics). */
 long kafka_producer_failed_total(const struct kafka_producer *p);
+/* Produce retries as of the last statistics report: requests re-sent plus messages sent again
+ * after a retriable error; stays 0 unless statistics.interval.ms is set. */
+long kafka_producer_retries_total(const struct kafka_producer *p);
 
 /* ---- consumer ---- */
 
@@ -75,6 +85,12 @@ struct kafka_consumer *kafka_consumer_new(const char *brokers, const char *prefi
 					  const char *group, const char *topics,
 					  const struct kafka_consumer_hooks *hooks, char *err,
 					  size_t errlen);
+/* As kafka_consumer_new, with extra default properties (see kafka_producer_new_with). */
+struct kafka_consumer *kafka_consumer_new_with(const char *brokers, const char *prefix,
+					       const char *const *defaults, const char *group,
+					       const char *topics,
+					       const struct kafka_consumer_hooks *hooks, char *err,
+					       size_t errlen);
 /* Closes (leaving the group, running on_revoke) and destroys; accepts NULL. */
 void kafka_consumer_free(struct kafka_consumer *c);
 rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *c);

@@ -249,6 +249,12 @@ int stream_checkpoint(struct stream *s)
 		rc = -1;
 		goto out;
 	}
+	/* A record that could not even be queued (stream_put failed) was never written: its
+	 * input offset must not be committed. */
+	if (s->failed) {
+		rc = -1;
+		goto out;
+	}
 	rc = commit_positions(s);
 	metric_observe(s->m_checkpoint, (double)(now_mono_ms() - start) / 1000.0);
 out:
@@ -342,15 +348,18 @@ struct stream *stream_new(const struct stream_config *cfg, const struct stream_h
 			goto fail;
 		}
 		struct kafka_consumer_hooks kh = {s, on_assign, on_revoke};
-		s->consumer = kafka_consumer_new(cfg->brokers, cfg->in_prefix, cfg->group, cfg->in,
-						 &kh, err, errlen);
+		s->consumer = kafka_consumer_new_with(cfg->brokers, cfg->in_prefix,
+						      cfg->in_defaults, cfg->group, cfg->in, &kh,
+						      err, errlen);
 		if (!s->consumer)
 			goto fail;
 	}
 	if (has_brokers(s)) {
 		const char *ob = cfg->out_brokers && *cfg->out_brokers ? cfg->out_brokers
 								       : cfg->brokers;
-		s->producer = kafka_producer_new(ob, cfg->out_prefix, NULL, NULL, err, errlen);
+		s->producer = kafka_producer_new_with(ob, cfg->out_prefix, cfg->out_defaults,
+						      cfg->on_delivery, cfg->delivery_ctx, err,
+						      errlen);
 		if (!s->producer)
 			goto fail;
 	}
@@ -419,6 +428,11 @@ const char *stream_output_name(const struct stream_out *o)
 struct kafka_producer *stream_producer(struct stream *s)
 {
 	return s->producer;
+}
+
+struct kafka_consumer *stream_consumer(struct stream *s)
+{
+	return s->consumer;
 }
 
 bool stream_failed(const struct stream *s)

@@ -53,6 +53,14 @@ struct stream_config {
 	const char *out_brokers;     /* outputs' cluster when it differs from the input's */
 	const char *in_prefix;	     /* -X prefix for the input cluster ("source.") or NULL */
 	const char *out_prefix;	     /* -X prefix for the output cluster ("target.") or NULL */
+	/* A service's own client defaults (NULL-terminated key, value pairs; NULL for none),
+	 * applied before the user's -X properties: see kafka_producer_new_with. */
+	const char *const *in_defaults;
+	const char *const *out_defaults;
+	/* Called for every delivery report of the outputs' producer (NULL: none); records a
+	 * service produces itself with kafka_produce on stream_producer() pass their opaque. */
+	kafka_dr_fn on_delivery;
+	void *delivery_ctx;
 };
 
 struct stream_hooks {
@@ -121,6 +129,8 @@ int stream_close(struct stream *s);
 
 /* The Kafka producer behind the outputs (NULL on stdio), for services that also need it. */
 struct kafka_producer *stream_producer(struct stream *s);
+/* The Kafka consumer behind the input (NULL on stdin), for watermarks and metadata. */
+struct kafka_consumer *stream_consumer(struct stream *s);
 /* Origin of an input record: its iotpipe-origin header when present, else its own position
  * in this cluster. For stdin the origin is cluster "-", topic "-", partition -1, line number. */
 void stream_msg_origin(const struct stream *s, const struct stream_msg *m, struct origin *o);
