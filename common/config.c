@@ -293,14 +293,23 @@ static void set_value(const struct opt *o, const char *v, const char *origin)
 			config_die("%s: %g is out of range [%g, %g]", origin, d, o->min, o->max);
 		*(double *)o->dest = d;
 		return;
-	case OPT_DURATION:
-		if (config_parse_duration_ms(v, &ll) < 0)
+	case OPT_DURATION: {
+		/* A flag named *-ms promises milliseconds: a bare number there is ms, not seconds. */
+		size_t nl = strlen(o->name);
+		char *end_ms;
+		errno = 0;
+		long long bare = strtoll(v, &end_ms, 10);
+		if (nl > 3 && strcmp(o->name + nl - 3, "-ms") == 0 && end_ms != v && !*end_ms &&
+		    !errno && bare >= 0) {
+			ll = bare;
+		} else if (config_parse_duration_ms(v, &ll) < 0)
 			config_die("%s: '%s' is not a duration (e.g. 500ms, 10s, 5m, 2h, 1d)", origin,
 				   v);
 		if (o->min < o->max && ((double)ll < o->min || (double)ll > o->max))
 			config_die("%s: %s is out of range [%gms, %gms]", origin, v, o->min, o->max);
 		*(long long *)o->dest = ll;
 		return;
+	}
 	case OPT_SIZE:
 		if (config_parse_size(v, &ll) < 0)
 			config_die("%s: '%s' is not a size (e.g. 4096, 64k, 32M, 1G)", origin, v);
@@ -362,7 +371,8 @@ static void print_help(const struct config_spec *spec)
 	       "error, warn, info or debug");
 	printf("  %-34s %s\n", "-h, --help", "show this help and exit");
 	printf("  %-34s %s\n", "-V, --version", "show the version and exit");
-	printf("\nDurations: 250ms, 10s, 5m, 2h, 1d (a bare number is seconds). "
+	printf("\nDurations: 250ms, 10s, 5m, 2h, 1d (a bare number is seconds, or milliseconds for "
+	       "flags named *-ms). "
 	       "Sizes: 4096, 64k, 32M, 1G.\n"
 	       "Exit status: 0 clean shutdown, 1 runtime failure, 2 usage or configuration error.\n");
 	if (spec->details)

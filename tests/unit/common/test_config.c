@@ -14,7 +14,7 @@
 
 #include "config.h"
 
-static long long batch, window_ms, size;
+static long long batch, window_ms, size, flush_ms;
 static const char *in, *password;
 static struct strlist filters;
 static bool fast;
@@ -23,6 +23,7 @@ static double ratio;
 static struct opt table[] = {
 	{"batch", 'n', OPT_INT, &batch, "100", "N", "rows", 0, 1, 1000},
 	{"window", 'w', OPT_DURATION, &window_ms, "60s", NULL, "window"},
+	{"flush-ms", 0, OPT_DURATION, &flush_ms, "250", NULL, "flush interval"},
 	{"max-bytes", 0, OPT_SIZE, &size, "1M", NULL, "bytes"},
 	{"in", 0, OPT_STRING, &in, "iot.raw", "TOPIC", "input"},
 	{"filter", 't', OPT_LIST, &filters, NULL, "F", "filters"},
@@ -62,13 +63,15 @@ static void test_defaults_env_and_argv(void **state)
 	assert_int_equal(batch, 100);
 	assert_int_equal(window_ms, 60000);
 	assert_int_equal(size, 1048576);
+	assert_int_equal(flush_ms, 250); /* bare numbers are ms for flags named *-ms */
 	assert_string_equal(in, "iot.raw");
 	assert_false(fast);
 	reset();
 	setenv("IOTPIPE_BATCH", "7", 1);
 	setenv("IOTPIPE_FILTER", "a/#,b/+", 1);
-	char *a1[] = {"t", "--window", "250ms", "--fast", "-X", "linger.ms=1", NULL};
-	parse(6, a1);
+	char *a1[] = {"t", "--window", "250ms", "--fast", "-X", "linger.ms=1", "--flush-ms", "2s", NULL};
+	parse(8, a1);
+	assert_int_equal(flush_ms, 2000);
 	assert_int_equal(batch, 7);
 	assert_int_equal(window_ms, 250);
 	assert_true(fast);
