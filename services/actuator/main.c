@@ -387,9 +387,13 @@ static int mqtt_open(const struct mqtt_options *mo)
 	}
 	/* Keep trying until the broker answers; give up only when it refuses us. */
 	while (lifecycle_running() && mqtt_connect(act.mqtt, 10000, err, sizeof(err)) < 0) {
-		log_warn("%s; retrying", err);
-		if (strstr(err, "refused") || strstr(err, "authori") || strstr(err, "password"))
+		if (strstr(err, "refused") || strstr(err, "authori") || strstr(err, "password")) {
+			log_error(
+			    "%s; not retrying: the broker refuses these credentials or options",
+			    err);
 			return -1;
+		}
+		log_warn("%s; retrying", err);
 	}
 	return lifecycle_running() ? 0 : -1;
 }

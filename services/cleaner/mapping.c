@@ -12,6 +12,7 @@
  * Everything is checked at load time and reported as FILE:LINE: reason, so a bad file stops the
  * service at start-up instead of rejecting traffic later. */
 #include "clean_internal.h"
+#include "text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -304,6 +305,15 @@ static char *trim(char *s)
 
 static int line_parse(struct parser *p, struct mapping *m, char *line)
 {
+	/* Rule names and paths are quoted in rejection reasons, which must stay writable as
+	 * Avro strings (UTF-8) and as single log lines: a file that is not such text is refused
+	 * at start-up, or every rejection naming it would stop the service. */
+	if (!utf8_valid(line, strlen(line)))
+		return perr(p, "not valid UTF-8");
+	for (const char *c = line; *c; c++)
+		if (((unsigned char)*c < 0x20 && *c != '\t' && !(*c == '\r' && !c[1])) ||
+		    *c == 0x7F)
+			return perr(p, "control character 0x%02X", (unsigned)(unsigned char)*c);
 	char *s = trim(line);
 	if (!*s || *s == '#')
 		return 0;

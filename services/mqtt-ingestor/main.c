@@ -289,10 +289,14 @@ int main(int argc, char **argv)
 
 	bool paused = false;
 	while (lifecycle_running()) {
-		if (ing.producer)
+		if (ing.producer) {
 			kafka_producer_poll(ing.producer, 100);
-		else
+		} else {
 			usleep(100000);
+			/* A pipe's reader gets what arrived within a tick, not when stdio's
+			 * buffer happens to fill. */
+			fflush(stdout);
+		}
 		apply_backpressure(&paused);
 	}
 

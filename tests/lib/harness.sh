@@ -13,12 +13,14 @@
 # Functions (each documented where it is defined):
 #   setup     harness_init NAME, harness_bin NAME, require CMD..., harness_skip REASON,
 #             free_port, port_open PORT
-#   services  start_pg / stop_pg / restart_pg, start_mosquitto [--persist] / restart_mosquitto,
+#   services  start_pg [--ssl CERT KEY] [--hba FILE] / stop_pg / restart_pg,
+#             start_mosquitto [--persist] / restart_mosquitto,
 #             start_kafka_mock [--name N] [FLAGS] / kafka_mock_ctl [--name N] "COMMAND"
 #   processes start_bg [--stdin F] [--stdout F] NAME CMD... (sets BG_PID), stop_bg, kill_bg,
 #             wait_bg, bg_alive, harness_log NAME
 #   checks    check NAME CMD..., pass NAME, fail NAME, wait_for DESC SECS CMD...,
 #             metric URL NAME[{labels}], harness_diag TEXT..., harness_finish
+#   TLS       harness_pki DIR (a CA, server and client certificates made with openssl)
 # Variables: HARNESS_DIR (the temp dir), HARNESS_ROOT (the repository), BOOTSTRAP[_NAME],
 # KAFKA_MOCK_PID, PGHOST PGPORT PGUSER PGDATABASE PG_URL, MQTT_PORT MQTT_URL.
 #
@@ -53,6 +55,8 @@ declare -A HARNESS_KM_OUT=()    # kafka-mock name -> file holding its stdout
 declare -A HARNESS_KM_PID=()    # kafka-mock name -> pid
 HARNESS_PG_DATA=
 HARNESS_PG_PORT=
+HARNESS_PG_SSL=() # server certificate and key given to start_pg --ssl
+HARNESS_PG_HBA=   # pg_hba.conf given to start_pg --hba
 HARNESS_MQ_CONF=
 HARNESS_MQ_NAME=mosquitto
 
@@ -317,6 +321,32 @@ timeout_wait() {
 	wait "$pid" 2>/dev/null
 }
 
+# --- certificates ----------------------------------------------------------------------------
+
+# harness_pki DIR: makes, for TLS tests, in DIR: ca.crt/ca.key (the CA the servers' clients
+# trust), other-ca.crt (a CA nobody trusts), server.crt/server.key (signed by ca.crt, naming
+# only DNS:localhost, so a client connecting to 127.0.0.1 must fail the name check) and
+# client.crt/client.key (signed by ca.crt, for client authentication). Runs in a subshell, so
+# it can be used with check.
+harness_pki() (
+	mkdir -p "$1" && cd "$1" || exit 1
+	exec 2>pki.log
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=iotpipe test CA" \
+		-keyout ca.key -out ca.crt &&
+		openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=unknown CA" \
+			-keyout other-ca.key -out other-ca.crt &&
+		openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key \
+			-out server.csr &&
+		printf 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext &&
+		openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+			-extfile server.ext -out server.crt &&
+		openssl req -newkey rsa:2048 -nodes -subj "/CN=iotpipe client" -keyout client.key \
+			-out client.csr &&
+		printf 'extendedKeyUsage=clientAuth\n' >client.ext &&
+		openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+			-extfile client.ext -out client.crt
+)
+
 # --- PostgreSQL ------------------------------------------------------------------------------
 
 harness_pg_bin() {
@@ -344,11 +374,21 @@ harness_pg_run() {
 	fi
 }
 
-# start_pg: initdb (first time) and start a server on a free port with its socket in the temp
-# dir. Exports PGHOST (the socket dir), PGPORT, PGUSER, PGDATABASE and PG_URL (TCP form).
+# start_pg [--ssl CERT KEY] [--hba FILE]: initdb (first time) and start a server on a free port
+# with its socket in the temp dir. Exports PGHOST (the socket dir), PGPORT, PGUSER, PGDATABASE
+# and PG_URL (TCP form). --ssl turns TLS on with that certificate and key; --hba replaces
+# pg_hba.conf (keep a "local all all trust" line: the harness connects through the socket).
+# Both are remembered for later starts (restart_pg).
 start_pg() {
 	harness_no_subshell start_pg
-	local bin dir="$HARNESS_DIR/pg" log
+	local bin dir="$HARNESS_DIR/pg" log ssl_opts='' f
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--ssl) HARNESS_PG_SSL=("$2" "$3"); shift 3 ;;
+		--hba) HARNESS_PG_HBA=$2; shift 2 ;;
+		*) harness_die "usage: start_pg [--ssl CERT KEY] [--hba FILE]" ;;
+		esac
+	done
 	bin=$(harness_pg_bin) || return 1
 	log="$HARNESS_DIR/postgres.log"
 	if [ -z "$HARNESS_PG_DATA" ]; then
@@ -363,11 +403,26 @@ start_pg() {
 		fi
 		HARNESS_PG_DATA="$dir/data"
 	fi
+	# The server reads these as its own user, and refuses a key others can read.
+	if [ ${#HARNESS_PG_SSL[@]} -eq 2 ]; then
+		cp "${HARNESS_PG_SSL[0]}" "$HARNESS_PG_DATA/server.crt" &&
+			cp "${HARNESS_PG_SSL[1]}" "$HARNESS_PG_DATA/server.key" &&
+			chmod 600 "$HARNESS_PG_DATA/server.key" || return 1
+		ssl_opts="-c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key"
+	fi
+	if [ -n "$HARNESS_PG_HBA" ]; then
+		cp "$HARNESS_PG_HBA" "$HARNESS_PG_DATA/pg_hba.conf" || return 1
+	fi
+	if [ "$(id -u)" -eq 0 ]; then
+		for f in server.crt server.key pg_hba.conf; do
+			[ -f "$HARNESS_PG_DATA/$f" ] && chown postgres: "$HARNESS_PG_DATA/$f"
+		done
+	fi
 	# pg_ctl's log must be writable by the server's user.
 	[ "$(id -u)" -eq 0 ] && touch "$log" && chown postgres: "$log"
 	if ! harness_pg_run timeout 60 "$bin/pg_ctl" -D "$HARNESS_PG_DATA" -l "$log" -w -t 30 \
 		-o "-p $HARNESS_PG_PORT -k $dir -c listen_addresses=127.0.0.1 -c fsync=off \
--c synchronous_commit=off -c full_page_writes=off -c max_connections=100" start >/dev/null; then
+-c synchronous_commit=off -c full_page_writes=off -c max_connections=100 $ssl_opts" start >/dev/null; then
 		harness_diag "PostgreSQL did not start:" >&2
 		tail -n 20 "$log" | sed 's/^/#   /' >&2
 		return 1
