@@ -40,6 +40,17 @@ int text_number_parse(const char *s, size_t len, double *out);
 /* Shortest "%g" rendering that reads back as the same double. */
 int text_double_format(double v, char *out, size_t n);
 
+/* ---- payload parsing (payload.c) ---- */
+
+/* The payload as the tree json_loadb(JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES)
+ * builds (a new reference), or NULL when this fast path does not take it: invalid JSON, or a
+ * case it leaves to jansson. On NULL, parse with jansson for the result and the error. */
+json_t *payload_parse(const char *s, size_t len);
+/* True when two trees are identical: types, integers, doubles bit for bit, string bytes, and
+ * object members in the same order (stricter than json_equal, which ignores member order). For
+ * the tests that hold payload_parse to jansson's parser. */
+bool payload_tree_same(const json_t *a, const json_t *b);
+
 /* ---- time (ts.c) ---- */
 
 enum ts_unit { TS_AUTO = 0, TS_MS, TS_S, TS_US, TS_NS, TS_ISO8601 };

@@ -379,9 +379,12 @@ int cleaner_process(struct cleaner *c, const json_t *raw, int64_t now_ms,
 		return 0;
 	}
 
+	/* The fast parser takes valid payloads; jansson judges the rest, with its reasons. */
 	json_error_t jerr;
-	json_t *root = json_loadb(payload, len,
-	                          JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &jerr);
+	json_t *root = payload_parse(payload, len);
+	if (!root)
+		root = json_loadb(payload, len,
+		                  JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		parse_failure(c, res, payload, len, &jerr);
 		return 0;

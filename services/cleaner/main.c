@@ -170,15 +170,17 @@ int main(int argc, char **argv)
 		}
 		metrics_export();
 	}
-	if (fatal && !stream_failed(s)) {
-		/* Closing the stream would commit past the message that could not be cleaned.
-		 * Stop as a crash would instead: it is read again after a restart, and what was
-		 * written before it is idempotent by identity. */
+	if (fatal) {
+		/* Closing the stream would commit past the message whose outputs were not all
+		 * written: its checkpoint waits only for records that reached the producer, and a
+		 * failed put (out of memory, a record Kafka refused, a stop while the queue was
+		 * full) left some out. Stop as a crash would instead: the message is read again
+		 * after a restart, and what was written before it is idempotent by identity. */
 		log_error("stopping without committing");
 		fflush(NULL);
 		_Exit(1);
 	}
-	status = fatal ? 1 : 0;
+	status = 0;
 out:
 	/* Drain: wait until every output is acknowledged, commit, close. */
 	if (service_stop(s) != 0)
