@@ -102,8 +102,9 @@ run_cleaner() { # run_cleaner R
 	# SIGTERM to the cleaner alone: time must outlive it to write its report.
 	pid=$(pgrep -P "$(harness_pid_of "cleaner$1")")
 	kill -TERM "$pid"
-	wait_bg "cleaner$1" 60 || { echo "bench: the cleaner did not stop cleanly" >&2; exit 1; }
+	while kill -0 "$pid" 2>/dev/null; do sleep 0.005; done
 	t1=$(now)
+	wait_bg "cleaner$1" 60 || { echo "bench: the cleaner did not stop cleanly" >&2; exit 1; }
 	harness_diag "cleaner run $1: cleaned all in $(echo "$tdone - $t0" | bc) s, stopped $(echo "$t1 - $tdone" | bc) s later"
 	n=$(kcat -C -b "$BOOTSTRAP" -t "clean.$1" -o beginning -e -q -f 'x\n' | wc -l)
 	[ "$n" = "$readings" ] || { echo "bench: clean.$1 holds $n readings, not $readings" >&2; exit 1; }

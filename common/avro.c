@@ -704,10 +704,21 @@ static int enc_record(struct enc_ctx *c, const struct avro_schema *s, const json
 		return enc_fail(c, "expected an object");
 	int rc = 0;
 	c->path.depth++;
+	/* Records are usually built in schema order: walking the members alongside the fields finds
+	 * each one without hashing; a member out of order is looked up as usual. */
+	void *it = json_object_iter((json_t *)v);
 	for (size_t i = 0; i < s->nfields && rc == 0; i++) {
 		const struct avro_field *f = &s->fields[i];
 		c->path.names[c->path.depth - 1] = f->name;
-		const json_t *fv = json_object_get(v, f->name);
+		const json_t *fv;
+		size_t nlen = strlen(f->name);
+		if (it && json_object_iter_key_len(it) == nlen &&
+		    memcmp(json_object_iter_key(it), f->name, nlen) == 0) {
+			fv = json_object_iter_value(it);
+			it = json_object_iter_next((json_t *)v, it);
+		} else {
+			fv = json_object_get(v, f->name);
+		}
 		if (!fv)
 			fv = f->def;
 		if (!fv)
@@ -948,10 +959,13 @@ static int dec_record(struct dec_ctx *c, const struct avro_schema *w, const stru
 	json_t *obj = NULL;
 	if (out && !(obj = json_object()))
 		return dec_fail(c, "out of memory");
+	/* Written with the reader's own schema (the usual case): fields pair up by position and
+	 * none is missing. */
+	bool same = w == r;
 	c->path.depth++;
 	for (size_t i = 0; i < w->nfields; i++) {
 		const struct avro_field *wf = &w->fields[i];
-		const struct avro_field *rf = NULL;
+		const struct avro_field *rf = same ? &r->fields[i] : NULL;
 		for (size_t k = 0; r && k < r->nfields && !rf; k++)
 			if (strcmp(r->fields[k].name, wf->name) == 0)
 				rf = &r->fields[k];
@@ -963,7 +977,7 @@ static int dec_record(struct dec_ctx *c, const struct avro_schema *w, const stru
 			goto fail;
 	}
 	c->path.depth--;
-	for (size_t k = 0; obj && r && k < r->nfields; k++) {
+	for (size_t k = 0; obj && r && !same && k < r->nfields; k++) {
 		const struct avro_field *rf = &r->fields[k];
 		if (json_object_get(obj, rf->name))
 			continue;
@@ -1064,7 +1078,7 @@ static int dec(struct dec_ctx *c, const struct avro_schema *w, const struct avro
 		return dec_fail(c, "writer type %s matches no branch of the reader's union",
 				avro_schema_name(w));
 	}
-	if (r && !resolvable(w, r))
+	if (r && r != w && !resolvable(w, r))
 		return dec_fail(c, "writer type %s cannot be read as %s", avro_schema_name(w),
 				avro_schema_name(r));
 	json_t *v = NULL;

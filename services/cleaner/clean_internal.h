@@ -201,7 +201,12 @@ struct validate_ctx {
 /* Checks and normalises c into out. 0, or -1 with the verdict. */
 int cand_validate(const struct validate_ctx *ctx, const struct cand *c, struct clean *out,
                   struct verdict *v);
-/* A new Reading object (tags from c's unconsumed members), or NULL when memory ran out. */
-json_t *reading_build(const struct cand *c, const struct clean *k, int64_t received_at);
+/* A Reading object (tags from c's unconsumed members), or NULL when memory ran out. reuse is
+ * NULL or a reference to a Reading built here before, which is rewritten in place when nothing
+ * else holds it (members something else holds are replaced, never changed); building and freeing
+ * Readings was 40% of the instructions spent cleaning a message. The call takes the reference
+ * to reuse either way. */
+json_t *reading_build(const struct cand *c, const struct clean *k, int64_t received_at,
+                      json_t *reuse);
 
 #endif

@@ -14,6 +14,8 @@
 
 /* Mapping files are a few rules; anything this large is a mistake (a log file given by error). */
 #define MAPPING_FILE_MAX (1u << 20)
+/* Readings of the previous message kept for reuse; batches beyond this build new ones. */
+#define SPARE_MAX 64
 
 struct cleaner {
 	enum cleaner_format format;
@@ -22,6 +24,8 @@ struct cleaner {
 	struct limits limits;
 	struct mapping *mapping;
 	struct cleaner_stats stats;
+	json_t *spare[SPARE_MAX];
+	size_t nspare;
 };
 
 static const char *const reason_codes[CLEANER_REASON_COUNT] = {
@@ -121,6 +125,8 @@ void cleaner_free(struct cleaner *c)
 		return;
 	limits_free(&c->limits);
 	mapping_free(c->mapping);
+	while (c->nspare)
+		json_decref(c->spare[--c->nspare]);
 	free(c);
 }
 
@@ -332,17 +338,34 @@ static int element_clean(struct cleaner *c, const struct message *m, const json_
 		reject(c, rj, index, &v);
 		return 0;
 	}
-	json_t *r = reading_build(&cand, &k, m->vctx.received_at);
+	json_t *r =
+	    reading_build(&cand, &k, m->vctx.received_at, c->nspare ? c->spare[--c->nspare] : NULL);
 	if (!r || json_array_append_new(rj->res->readings, r))
 		return -1;
 	c->stats.readings++;
 	return 0;
 }
 
+/* Keeps the previous message's Readings that only the result holds, for reading_build to fill
+ * again, and empties the result. */
+static void readings_recycle(struct cleaner *c, struct cleaner_result *res)
+{
+	size_t i;
+	json_t *r;
+	json_array_foreach(res->readings, i, r)
+	{
+		if (c->nspare == SPARE_MAX)
+			break;
+		if (r->refcount == 1)
+			c->spare[c->nspare++] = json_incref(r);
+	}
+	json_array_clear(res->readings);
+}
+
 int cleaner_process(struct cleaner *c, const json_t *raw, int64_t now_ms,
                     struct cleaner_result *res)
 {
-	json_array_clear(res->readings);
+	readings_recycle(c, res);
 	res->code = CLEANER_OK;
 	res->reason[0] = 0;
 	res->elements = 0;

@@ -85,6 +85,27 @@ static void metrics_export(void)
 	run.exported = *st;
 }
 
+/* A producer learns a topic's partitions only when it first writes to it, and librdkafka asks for
+ * unknown topics about once a second: the first readings would wait that long, and the first
+ * checkpoint with them. Asking now, while the consumer group forms, takes one round trip. Best
+ * effort: on failure the producer asks later as usual. */
+static void output_metadata_fetch(struct stream *s, const struct stream_out *o)
+{
+	if (!stream_output_is_kafka(o))
+		return;
+	rd_kafka_t *rk = kafka_producer_handle(stream_producer(s));
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, stream_output_name(o), NULL);
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t e =
+	    rkt ? rd_kafka_metadata(rk, 0, rkt, &md, 5000) : RD_KAFKA_RESP_ERR__INVALID_ARG;
+	if (e)
+		log_debug("metadata of %s: %s", stream_output_name(o), rd_kafka_err2str(e));
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	if (rkt)
+		rd_kafka_topic_destroy(rkt);
+}
+
 /* The Rejected record of the current message: origin null for stdin, as the schema says. */
 static int rejection_put(struct stream *s, const struct stream_msg *m)
 {
@@ -154,6 +175,8 @@ int main(int argc, char **argv)
 	}
 	if (!s || !run.clean || !run.rejected)
 		goto out;
+	output_metadata_fetch(s, run.clean);
+	output_metadata_fetch(s, run.rejected);
 	log_info("cleaning %s into %s, rejections to %s (format %s%s%s)", opt.so.in,
 	         stream_output_name(run.clean), stream_output_name(run.rejected), opt.co.format,
 	         opt.co.mapping ? ", mapping " : "", opt.co.mapping ? opt.co.mapping : "");

@@ -2,8 +2,8 @@
  * bytes.
  *
  * jansson's parser reads its input one byte at a time through a callback and a UTF-8 state
- * machine; on sensor payloads that was a third of the cleaner's CPU. This parser walks the
- * buffer directly and builds exactly the tree json_loadb() with JSON_DECODE_ANY,
+ * machine; on sensor payloads that was a third of the cleaner's main thread's time. This parser
+ * walks the buffer directly and builds exactly the tree json_loadb() with JSON_DECODE_ANY,
  * JSON_ALLOW_NUL and JSON_REJECT_DUPLICATES builds (the same value types, numbers converted by
  * the same strtoll/strtod, members in the same order).
  *

@@ -106,55 +106,155 @@ static void tags_walk(struct tagger *t, const json_t *j, size_t klen)
 	}
 }
 
-static int set(json_t *obj, const char *key, json_t *val)
+/* A Reading's members, in the order reading_build creates them (the schema's). */
+enum member {
+	M_SITE,
+	M_DEVICE,
+	M_SENSOR,
+	M_METRIC,
+	M_UNIT,
+	M_VALUE,
+	M_TS,
+	M_RECEIVED_AT,
+	M_LOCATION,
+	M_DEVICE_TYPE,
+	M_TAGS,
+	M_COUNT
+};
+static const char *const member_names[M_COUNT] = {
+    "site", "device",      "sensor",   "metric",      "unit", "value",
+    "ts",   "received_at", "location", "device_type", "tags"};
+
+/* Iterators to r's members in order; false when r is not an object shaped like a Reading. */
+static bool members_find(json_t *r, void *it[M_COUNT])
 {
-	return val ? json_object_set_new_nocheck(obj, key, val) : -1;
+	if (!json_is_object(r) || json_object_size(r) != M_COUNT)
+		return false;
+	void *i = json_object_iter(r);
+	for (int m = 0; m < M_COUNT; m++, i = json_object_iter_next(r, i)) {
+		if (!i || strcmp(json_object_iter_key(i), member_names[m]) != 0)
+			return false;
+		it[m] = i;
+	}
+	return true;
 }
 
-json_t *reading_build(const struct cand *c, const struct clean *k, int64_t received_at)
+/* A member's value may be changed in place only when the Reading alone holds it. */
+static json_t *member_own(void *it, json_type type)
+{
+	json_t *v = json_object_iter_value(it);
+	return json_typeof(v) == type && v->refcount == 1 ? v : NULL;
+}
+
+static int member_replace(json_t *r, void *it, json_t *v)
+{
+	return v ? json_object_iter_set_new(r, it, v) : -1;
+}
+
+static int member_string(json_t *r, void *it, const char *s, size_t len)
+{
+	json_t *v = member_own(it, JSON_STRING);
+	if (!v)
+		return member_replace(r, it, json_stringn_nocheck(s, len));
+	/* Sites, metrics and units repeat from one reading to the next. */
+	if (json_string_length(v) == len && memcmp(json_string_value(v), s, len) == 0)
+		return 0;
+	return json_string_setn_nocheck(v, s, len);
+}
+
+static int member_real(json_t *r, void *it, double d)
+{
+	json_t *v = member_own(it, JSON_REAL);
+	return v ? json_real_set(v, d) : member_replace(r, it, json_real(d));
+}
+
+static int member_integer(json_t *r, void *it, int64_t n)
+{
+	json_t *v = member_own(it, JSON_INTEGER);
+	return v ? json_integer_set(v, (json_int_t)n) : member_replace(r, it, json_integer(n));
+}
+
+static int member_location(json_t *r, void *it, const struct clean *k)
+{
+	if (!k->has_location)
+		return json_is_null(json_object_iter_value(it))
+		           ? 0
+		           : member_replace(r, it, json_null());
+	json_t *loc = member_own(it, JSON_OBJECT);
+	void *lat = loc ? json_object_iter(loc) : NULL;
+	void *lon = lat ? json_object_iter_next(loc, lat) : NULL;
+	if (json_object_size(loc) == 2 && lon && strcmp(json_object_iter_key(lat), "lat") == 0 &&
+	    strcmp(json_object_iter_key(lon), "lon") == 0)
+		return member_real(loc, lat, k->lat) | member_real(loc, lon, k->lon);
+	loc = json_object();
+	if (!loc || json_object_set_new_nocheck(loc, "lat", json_real(k->lat)) ||
+	    json_object_set_new_nocheck(loc, "lon", json_real(k->lon))) {
+		json_decref(loc);
+		return -1;
+	}
+	return member_replace(r, it, loc);
+}
+
+static int member_tags(json_t *r, void *it, const struct cand *c)
+{
+	json_t *tags = member_own(it, JSON_OBJECT);
+	if (tags) {
+		json_object_clear(tags);
+	} else {
+		tags = json_object();
+		if (member_replace(r, it, tags) < 0)
+			return -1;
+	}
+	if (!c->tags_root)
+		return 0;
+	struct tagger t = {.c = c, .tags = tags};
+	tags_walk(&t, c->tags_root, 0);
+	return t.failed ? -1 : 0;
+}
+
+/* An object with a Reading's members, all null, to be filled like a reused one. */
+static json_t *reading_new(void)
 {
 	json_t *r = json_object();
-	json_t *tags = json_object();
-	if (!r || !tags)
+	for (int m = 0; r && m < M_COUNT; m++)
+		if (json_object_set_new_nocheck(r, member_names[m], json_null()) < 0) {
+			json_decref(r);
+			return NULL;
+		}
+	return r;
+}
+
+json_t *reading_build(const struct cand *c, const struct clean *k, int64_t received_at,
+                      json_t *reuse)
+{
+	void *it[M_COUNT];
+	json_t *r = reuse;
+	if (r && (r->refcount != 1 || !members_find(r, it))) {
+		json_decref(r);
+		r = NULL;
+	}
+	if (!r && (!(r = reading_new()) || !members_find(r, it)))
 		goto oom;
 	/* Identifiers and the unit were checked to be valid UTF-8 without NUL. */
 	int rc = 0;
-	rc |= set(r, "site", json_stringn_nocheck(k->id[ID_SITE], k->id_len[ID_SITE]));
-	rc |= set(r, "device", json_stringn_nocheck(k->id[ID_DEVICE], k->id_len[ID_DEVICE]));
-	rc |= set(r, "sensor", json_stringn_nocheck(k->id[ID_SENSOR], k->id_len[ID_SENSOR]));
-	rc |= set(r, "metric", json_stringn_nocheck(k->id[ID_METRIC], k->id_len[ID_METRIC]));
-	rc |= set(r, "unit", json_stringn_nocheck(k->unit, k->unit_len));
-	rc |= set(r, "value", json_real(k->value));
-	rc |= set(r, "ts", json_integer(k->ts));
-	rc |= set(r, "received_at", json_integer(received_at));
-	if (k->has_location) {
-		json_t *loc = json_object();
-		if (!loc)
-			goto oom;
-		rc |= set(loc, "lat", json_real(k->lat));
-		rc |= set(loc, "lon", json_real(k->lon));
-		rc |= set(r, "location", loc);
-	} else {
-		rc |= set(r, "location", json_null());
-	}
-	rc |= set(r, "device_type",
-	          k->device_type ? json_stringn_nocheck(k->device_type, k->device_type_len)
-	                         : json_null());
+	rc |= member_string(r, it[M_SITE], k->id[ID_SITE], k->id_len[ID_SITE]);
+	rc |= member_string(r, it[M_DEVICE], k->id[ID_DEVICE], k->id_len[ID_DEVICE]);
+	rc |= member_string(r, it[M_SENSOR], k->id[ID_SENSOR], k->id_len[ID_SENSOR]);
+	rc |= member_string(r, it[M_METRIC], k->id[ID_METRIC], k->id_len[ID_METRIC]);
+	rc |= member_string(r, it[M_UNIT], k->unit, k->unit_len);
+	rc |= member_real(r, it[M_VALUE], k->value);
+	rc |= member_integer(r, it[M_TS], k->ts);
+	rc |= member_integer(r, it[M_RECEIVED_AT], received_at);
+	rc |= member_location(r, it[M_LOCATION], k);
+	if (k->device_type)
+		rc |= member_string(r, it[M_DEVICE_TYPE], k->device_type, k->device_type_len);
+	else if (!json_is_null(json_object_iter_value(it[M_DEVICE_TYPE])))
+		rc |= member_replace(r, it[M_DEVICE_TYPE], json_null());
+	rc |= member_tags(r, it[M_TAGS], c);
 	if (rc)
 		goto oom;
-	if (c->tags_root) {
-		struct tagger t = {.c = c, .tags = tags};
-		tags_walk(&t, c->tags_root, 0);
-		if (t.failed)
-			goto oom;
-	}
-	if (set(r, "tags", tags)) {
-		tags = NULL; /* set() consumed it */
-		goto oom;
-	}
 	return r;
 oom:
-	json_decref(tags);
 	json_decref(r);
 	return NULL;
 }
