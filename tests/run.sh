@@ -6,8 +6,9 @@
 #
 # Unit tests: every tests/unit/<dir>/test_*.c is a cmocka binary in build/asan/unit/<dir>/; each
 # of its cases counts. Integration tests: every tests/integration/test_*.sh counts once; exit 0
-# passes, 77 is skipped, anything else fails. Each runs under a timeout (UT, default 120 s, for
-# a unit binary; T, default 300 s, for a script). Outputs go to build/test-logs/<run>/ (also
+# passes, 77 is skipped, anything else fails; JOBS of them (default: the number of cores) run at
+# once, JOBS=1 runs them one by one. Each runs under a timeout (UT, default 120 s, for a unit
+# binary; T, default 300 s, for a script). Outputs go to build/test-logs/<run>/ (also
 # build/test-logs/latest) and are shown when a test fails. A test that leaves a process running
 # fails too.
 #
@@ -121,29 +122,72 @@ run_unit() { # run_unit NAME BINARY
 	fi
 }
 
-run_integration() { # run_integration NAME SCRIPT
-	local name=$1 script=$2 log="$LOG_DIR/$1.log" t0 rc=0 left reason
+# An integration test runs in the background and leaves its verdict in RESULT: the first line
+# is pass/fail/skip, the rest is what to print. Most of a test's time is spent waiting (on a
+# consumer group, an outage, a restart), so JOBS of them (default: the number of cores) run at
+# once; each has its own ports, temp dir and tag, so they do not meet.
+integration_job() { # integration_job NAME SCRIPT TAG RESULT
+	local name=$1 script=$2 tag=$3 result=$4 log="$LOG_DIR/$1.log" t0 rc=0 left reason
 	mkdir -p "$(dirname "$log")"
 	t0=$(now_ms)
-	IOTPIPE_TEST_TAG="iotpipe-test-$$-$ran" timeout -k 10 "${T:-300}" bash "$script" \
-		</dev/null >"$log" 2>&1 || rc=$?
-	left=$(leftovers_kill "iotpipe-test-$$-$ran")
+	IOTPIPE_TEST_TAG="$tag" timeout -k 10 "${T:-300}" bash "$script" </dev/null >"$log" 2>&1 || rc=$?
+	left=$(leftovers_kill "$tag")
+	{
+		if [ "$rc" -eq 77 ]; then
+			reason=$(sed -n 's/^# SKIP //p' "$log" | tail -n 1)
+			echo skip
+			echo "SKIP $name: ${reason:-no reason given} ($(secs_since "$t0"))"
+		elif [ "$rc" -eq 0 ] && [ -z "$left" ]; then
+			echo pass
+			echo "PASS $name: $(grep -c '^ok ' "$log") checks ($(secs_since "$t0"))"
+		else
+			echo fail
+			echo "FAIL $name: exit $rc, $(grep -c '^not ok ' "$log") failed checks ($(secs_since "$t0"))"
+			[ "$rc" -eq 124 ] && echo "    timed out after ${T:-300}s"
+			[ -n "$left" ] && echo "    left processes running (killed): $left"
+			show_log "$log"
+		fi
+	} >"$result.tmp"
+	mv "$result.tmp" "$result"
+}
+
+declare -A running=() # result file -> test name
+integration_collect() { # prints and counts the verdicts of the finished tests
+	local result verdict
+	for result in "${!running[@]}"; do
+		[ -f "$result" ] || continue
+		verdict=$(head -n 1 "$result")
+		tail -n +2 "$result"
+		case $verdict in
+		pass) passed=$((passed + 1)) ;;
+		skip) skipped=$((skipped + 1)) ;;
+		*)
+			failed=$((failed + 1))
+			failures+=("${running[$result]}")
+			;;
+		esac
+		unset "running[$result]"
+	done
+}
+
+jobs_max=${JOBS:-$(nproc 2>/dev/null || echo 1)}
+[[ $jobs_max =~ ^[1-9][0-9]*$ ]] || jobs_max=1
+run_integration() { # run_integration NAME SCRIPT: starts it once fewer than JOBS run
+	local result="$LOG_DIR/.result.$ran"
+	while [ ${#running[@]} -ge "$jobs_max" ]; do
+		wait -n 2>/dev/null || true
+		integration_collect
+	done
+	running[$result]=$1
+	integration_job "$1" "$2" "iotpipe-test-$$-$ran" "$result" &
 	ran=$((ran + 1))
-	if [ "$rc" -eq 77 ]; then
-		reason=$(sed -n 's/^# SKIP //p' "$log" | tail -n 1)
-		echo "SKIP $name: ${reason:-no reason given} ($(secs_since "$t0"))"
-		skipped=$((skipped + 1))
-	elif [ "$rc" -eq 0 ] && [ -z "$left" ]; then
-		echo "PASS $name: $(grep -c '^ok ' "$log") checks ($(secs_since "$t0"))"
-		passed=$((passed + 1))
-	else
-		echo "FAIL $name: exit $rc, $(grep -c '^not ok ' "$log") failed checks ($(secs_since "$t0"))"
-		[ "$rc" -eq 124 ] && echo "    timed out after ${T:-300}s"
-		[ -n "$left" ] && echo "    left processes running (killed): $left"
-		failed=$((failed + 1))
-		failures+=("$name")
-		show_log "$log"
-	fi
+}
+
+integration_wait_all() {
+	while [ ${#running[@]} -gt 0 ]; do
+		wait -n 2>/dev/null || sleep 0.2
+		integration_collect
+	done
 }
 
 t_start=$(now_ms)
@@ -160,6 +204,7 @@ for script in tests/integration/test_*.sh; do
 	selected "$name" "$@" || continue
 	run_integration "$name" "$script"
 done
+integration_wait_all
 
 [ "$ran" -eq 0 ] && echo "no test matched${1:+ '$*'}" && failed=$((failed + 1))
 [ ${#failures[@]} -gt 0 ] && echo "failed: ${failures[*]} (logs in $LOG_DIR/)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A short run of every libFuzzer target (make fuzz runs them for 10 minutes each): builds the
-# fuzz variant with clang and gives each target FUZZ_SECONDS (default 8) under ASan + UBSan.
+# fuzz variant with clang and gives each target FUZZ_SECONDS (default 4) under ASan + UBSan.
 # The regression inputs of past findings must still pass.
 source "$(dirname "$0")/../lib/harness.sh"
 harness_init fuzz_short
@@ -12,5 +12,5 @@ for f in tests/fuzz/regressions/*/*; do
 	target=$(basename "$(dirname "$f")")
 	check "regression $target/$(basename "$f")" "build/fuzz/fuzz/fuzz_$target" "$f"
 done
-check "every target runs clean for ${FUZZ_SECONDS:-8}s" bash tests/fuzz/run.sh "${FUZZ_SECONDS:-8}"
+check "every target runs clean for ${FUZZ_SECONDS:-4}s" bash tests/fuzz/run.sh "${FUZZ_SECONDS:-4}"
 harness_finish
