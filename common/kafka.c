@@ -25,6 +25,7 @@ struct kafka_producer {
 
 struct kafka_consumer {
 	rd_kafka_t *rk;
+	rd_kafka_queue_t *queue; /* where background commits report, served by consumer polls */
 	struct kafka_consumer_hooks hooks;
 	bool closed;
 };
@@ -405,6 +406,7 @@ struct kafka_consumer *kafka_consumer_new_with(const char *brokers, const char *
 	}
 	/* rd_kafka_new() now owns conf. */
 	rd_kafka_poll_set_consumer(c->rk);
+	c->queue = rd_kafka_queue_get_consumer(c->rk);
 	subs = rd_kafka_topic_partition_list_new(4);
 	copy = strdup(topics);
 	for (char *save = NULL, *t = copy ? strtok_r(copy, ",", &save) : NULL; t;
@@ -455,20 +457,45 @@ rd_kafka_message_t *kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms
 	return NULL;
 }
 
+static void log_commit_errors(rd_kafka_resp_err_t e, const rd_kafka_topic_partition_list_t *offs)
+{
+	if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+		log_warn("offset commit failed (%s): the records will be read again",
+			 rd_kafka_err2str(e));
+	for (int i = 0; offs && i < offs->cnt; i++)
+		if (offs->elems[i].err)
+			log_warn("offset commit for %s [%d] failed: %s", offs->elems[i].topic,
+				 (int)offs->elems[i].partition, rd_kafka_err2str(offs->elems[i].err));
+}
+
 int kafka_consumer_commit(struct kafka_consumer *c, const rd_kafka_topic_partition_list_t *offs)
 {
 	if (!offs || offs->cnt == 0)
 		return 0;
 	rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, offs, 0);
+	log_commit_errors(e, offs);
+	return e ? -1 : 0;
+}
+
+static void on_async_commit(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+			    rd_kafka_topic_partition_list_t *offs, void *opaque)
+{
+	(void)rk;
+	(void)opaque;
+	log_commit_errors(e, offs);
+}
+
+int kafka_consumer_commit_async(struct kafka_consumer *c,
+				const rd_kafka_topic_partition_list_t *offs)
+{
+	if (!offs || offs->cnt == 0)
+		return 0;
+	rd_kafka_resp_err_t e = rd_kafka_commit_queue(c->rk, offs, c->queue, on_async_commit, c);
 	if (e) {
 		log_warn("offset commit failed (%s): the records will be read again",
 			 rd_kafka_err2str(e));
 		return -1;
 	}
-	for (int i = 0; i < offs->cnt; i++)
-		if (offs->elems[i].err)
-			log_warn("offset commit for %s [%d] failed: %s", offs->elems[i].topic,
-				 (int)offs->elems[i].partition, rd_kafka_err2str(offs->elems[i].err));
 	return 0;
 }
 
@@ -476,6 +503,8 @@ void kafka_consumer_free(struct kafka_consumer *c)
 {
 	if (!c)
 		return;
+	if (c->queue)
+		rd_kafka_queue_destroy(c->queue);
 	if (c->rk) {
 		rd_kafka_consumer_close(c->rk);
 		rd_kafka_destroy(c->rk);

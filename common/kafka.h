@@ -99,6 +99,11 @@ rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *c);
 rd_kafka_message_t *kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms);
 /* Synchronous commit of exactly these offsets (with metadata). Returns 0 or -1 (logged). */
 int kafka_consumer_commit(struct kafka_consumer *c, const rd_kafka_topic_partition_list_t *offs);
+/* The same without waiting: the result is logged, when it failed, from a later
+ * kafka_consumer_poll. A failed commit only means those records are read again. Returns 0, or
+ * -1 (logged) when the commit could not even be sent. */
+int kafka_consumer_commit_async(struct kafka_consumer *c,
+				const rd_kafka_topic_partition_list_t *offs);
 
 /* Header helpers: value of the last header called name as a NUL-terminated copy in out. */
 bool kafka_header_get(const rd_kafka_message_t *m, const char *name, char *out, size_t outlen);

@@ -1,6 +1,7 @@
 /* Input, outputs and checkpoints for the services (see stream.h for the delivery rule). */
 #include "stream.h"
 
+#include "ack_epochs.h"
 #include "buf.h"
 #include "jsonl.h"
 #include "lifecycle.h"
@@ -18,6 +19,7 @@ struct position {
 	int32_t partition;
 	int64_t next_offset;	   /* -1 until a record was read */
 	int64_t committed;	   /* last offset committed (or found committed) */
+	int64_t snapped;	   /* last offset taken into a background checkpoint */
 	char committed_meta[256];  /* metadata of that commit */
 	struct metric *records_in; /* cached counter */
 };
@@ -31,6 +33,13 @@ struct stream_out {
 	bool close_file;
 	struct metric *records_out;
 	struct stream_out *next;
+};
+
+/* A background checkpoint: the offsets to commit once its epoch is acknowledged. */
+struct snapshot {
+	uint64_t epoch;
+	rd_kafka_topic_partition_list_t *offs;
+	int64_t taken; /* monotonic ms */
 };
 
 struct stream {
@@ -47,6 +56,14 @@ struct stream {
 	long long since_checkpoint;
 	bool failed;
 	bool in_checkpoint;
+	/* A stream without hooks takes its periodic checkpoints in the background: records read
+	 * and produced after a checkpoint began go on flowing while Kafka acknowledges the ones
+	 * before it, and its offsets are committed once they all are. Services with hooks need
+	 * the checkpoint to happen at one moment (their state, their database), so they wait. */
+	bool pipelined;
+	struct ack_epochs epochs;
+	struct snapshot snaps[ACK_EPOCHS_RING];
+	size_t nsnaps;
 	/* The record handed out by the last stream_poll. */
 	rd_kafka_message_t *cur_kmsg;
 	json_t *cur_rec;
@@ -123,7 +140,7 @@ static struct position *pos_add(struct stream *s, const char *topic, int32_t par
 	s->pos = n;
 	p = &s->pos[s->npos];
 	*p = (struct position){.topic = strdup(topic), .partition = partition,
-			       .next_offset = -1, .committed = -1};
+			       .next_offset = -1, .committed = -1, .snapped = -1};
 	if (!p->topic)
 		return NULL;
 	char labels[300];
@@ -221,6 +238,21 @@ out:
 	return rc;
 }
 
+static void snapshots_drop(struct stream *s)
+{
+	while (s->nsnaps)
+		rd_kafka_topic_partition_list_destroy(s->snaps[--s->nsnaps].offs);
+}
+
+static void delivery_failed(struct stream *s)
+{
+	log_error("records were not delivered: input offsets stay uncommitted; stopping so a "
+		  "restart reads them again");
+	s->failed = true;
+	snapshots_drop(s);
+	lifecycle_request_stop();
+}
+
 int stream_checkpoint(struct stream *s)
 {
 	if (s->in_checkpoint)
@@ -229,15 +261,14 @@ int stream_checkpoint(struct stream *s)
 	int64_t start = now_mono_ms();
 	int rc = 0;
 	if (s->producer && kafka_producer_flush(s->producer, -1) < 0) {
-		if (kafka_producer_failed_total(s->producer) > 0) {
-			log_error("records were not delivered: input offsets stay uncommitted; "
-				  "stopping so a restart reads them again");
-			s->failed = true;
-			lifecycle_request_stop();
-		}
+		if (kafka_producer_failed_total(s->producer) > 0)
+			delivery_failed(s);
 		rc = -1;
 		goto out;
 	}
+	/* Everything produced is acknowledged: the offsets below supersede any background
+	 * checkpoint still waiting. */
+	snapshots_drop(s);
 	for (struct stream_out *o = s->outs; o; o = o->next)
 		if (o->f && fflush(o->f) != 0) {
 			log_error("cannot write %s: %s", o->name, strerror(errno));
@@ -262,6 +293,84 @@ out:
 	s->since_checkpoint = 0;
 	s->in_checkpoint = false;
 	return rc;
+}
+
+/* Commits the background checkpoints whose records were all acknowledged, oldest first. */
+static void snapshots_finish(struct stream *s)
+{
+	while (s->nsnaps && ack_epochs_complete(&s->epochs, s->snaps[0].epoch)) {
+		if (kafka_producer_failed_total(s->producer) > 0) {
+			delivery_failed(s);
+			return;
+		}
+		struct snapshot sn = s->snaps[0];
+		memmove(&s->snaps[0], &s->snaps[1], --s->nsnaps * sizeof(s->snaps[0]));
+		if (!s->failed && kafka_consumer_commit_async(s->consumer, sn.offs) == 0) {
+			for (int i = 0; i < sn.offs->cnt; i++) {
+				struct position *p = pos_find(s, sn.offs->elems[i].topic,
+							      sn.offs->elems[i].partition);
+				if (p) {
+					p->committed = sn.offs->elems[i].offset;
+					p->committed_meta[0] = 0;
+				}
+			}
+			metric_observe(s->m_checkpoint, (double)(now_mono_ms() - sn.taken) / 1000.0);
+		} else if (!s->failed) {
+			metric_add(s->m_commit_fail, 1);
+		}
+		rd_kafka_topic_partition_list_destroy(sn.offs);
+	}
+}
+
+/* Starts a background checkpoint of the offsets read so far. Waits only when the epochs
+ * still waiting for Kafka fill the ring (Kafka far behind or away), as a flush would. */
+static void snapshot_begin(struct stream *s)
+{
+	s->last_checkpoint = now_mono_ms();
+	s->since_checkpoint = 0;
+	if (s->failed)
+		return;
+	rd_kafka_topic_partition_list_t *offs = NULL;
+	for (size_t i = 0; i < s->npos; i++) {
+		struct position *p = &s->pos[i];
+		update_lag(s, p);
+		if (p->next_offset < 0 || p->next_offset == p->snapped ||
+		    p->next_offset == p->committed)
+			continue;
+		if (!offs && !(offs = rd_kafka_topic_partition_list_new((int)s->npos)))
+			return; /* out of memory: the next checkpoint tries again */
+		rd_kafka_topic_partition_list_add(offs, p->topic, p->partition)->offset =
+			p->next_offset;
+		p->snapped = p->next_offset;
+	}
+	if (!offs)
+		return;
+	while (!ack_epochs_can_close(&s->epochs) && !s->failed) {
+		kafka_producer_poll(s->producer, 50);
+		snapshots_finish(s);
+		if (!lifecycle_running()) {
+			/* Stopping: the final checkpoint waits for everything anyway. */
+			rd_kafka_topic_partition_list_destroy(offs);
+			return;
+		}
+	}
+	if (s->failed) {
+		rd_kafka_topic_partition_list_destroy(offs);
+		return;
+	}
+	s->snaps[s->nsnaps++] = (struct snapshot){.epoch = ack_epochs_close(&s->epochs),
+						  .offs = offs, .taken = now_mono_ms()};
+}
+
+static void *output_tag(struct stream *s)
+{
+	return s->pipelined ? ack_epochs_tag(&s->epochs) : NULL;
+}
+
+static void on_output_delivery(void *ctx, const rd_kafka_message_t *m)
+{
+	struct stream *s = ctx;
+	ack_epochs_done(&s->epochs, m->_private);
 }
 
 /* ---- rebalance ---- */
@@ -357,9 +466,12 @@ struct stream *stream_new(const struct stream_config *cfg, const struct stream_h
 	if (has_brokers(s)) {
 		const char *ob = cfg->out_brokers && *cfg->out_brokers ? cfg->out_brokers
 								       : cfg->brokers;
-		s->producer = kafka_producer_new_with(ob, cfg->out_prefix, cfg->out_defaults,
-						      cfg->on_delivery, cfg->delivery_ctx, err,
-						      errlen);
+		s->pipelined = s->consumer && !cfg->on_delivery && !s->hooks.on_assign &&
+			       !s->hooks.on_revoke && !s->hooks.commit_position && !s->hooks.flush;
+		s->producer = kafka_producer_new_with(
+			ob, cfg->out_prefix, cfg->out_defaults,
+			s->pipelined ? on_output_delivery : cfg->on_delivery,
+			s->pipelined ? (void *)s : cfg->delivery_ctx, err, errlen);
 		if (!s->producer)
 			goto fail;
 	}
@@ -456,7 +568,7 @@ int stream_put(struct stream_out *o, const void *key, size_t klen, const json_t 
 			return -1;
 		}
 		if (kafka_produce(s->producer, o->name, RD_KAFKA_PARTITION_UA, key, klen,
-				  s->scratch.data, s->scratch.len, ts_ms, hdrs, NULL, err,
+				  s->scratch.data, s->scratch.len, ts_ms, hdrs, output_tag(s), err,
 				  sizeof(err)) < 0) {
 			log_error("%s", err);
 			s->failed = true;
@@ -491,7 +603,7 @@ int stream_put_raw(struct stream_out *o, int32_t partition, const void *key, siz
 		return -1;
 	}
 	if (kafka_produce(o->s->producer, o->name, partition, key, klen, val, vlen, ts_ms, hdrs,
-			  NULL, err, sizeof(err)) < 0) {
+			  output_tag(o->s), err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		o->s->failed = true;
 		return -1;
@@ -536,7 +648,8 @@ static void dead_letter(struct stream *s, const rd_kafka_message_t *km, const ch
 		rd_kafka_header_add(h, ORIGIN_HEADER, -1, origin_text, -1);
 	char err[512];
 	if (kafka_produce(s->producer, s->cfg.dead_letter, RD_KAFKA_PARTITION_UA, km->key,
-			  km->key_len, km->payload, km->len, 0, h, NULL, err, sizeof(err)) < 0) {
+			  km->key_len, km->payload, km->len, 0, h, output_tag(s), err,
+			  sizeof(err)) < 0) {
 		log_error("dead letter: %s", err);
 		s->failed = true;
 		return;
@@ -588,9 +701,15 @@ int stream_poll(struct stream *s, struct stream_msg **m, int timeout_ms)
 	if (s->failed)
 		return STREAM_END;
 	int64_t now = now_mono_ms();
+	if (s->nsnaps)
+		snapshots_finish(s);
 	if (s->since_checkpoint >= s->cfg.checkpoint_records ||
-	    now - s->last_checkpoint >= s->cfg.checkpoint_ms)
-		stream_checkpoint(s);
+	    now - s->last_checkpoint >= s->cfg.checkpoint_ms) {
+		if (s->pipelined)
+			snapshot_begin(s);
+		else
+			stream_checkpoint(s);
+	}
 	if (s->stdin_input)
 		return poll_stdin(s, m);
 	int64_t deadline = now + timeout_ms;
@@ -602,6 +721,8 @@ int stream_poll(struct stream *s, struct stream_msg **m, int timeout_ms)
 		if (!km) {
 			if (s->producer)
 				kafka_producer_poll(s->producer, 0);
+			if (s->nsnaps)
+				snapshots_finish(s);
 			if (now_mono_ms() >= deadline || s->failed || !lifecycle_running())
 				return STREAM_IDLE;
 			continue;
@@ -650,6 +771,7 @@ int stream_close(struct stream *s)
 		return 0;
 	release_current(s);
 	int rc = stream_checkpoint(s);
+	snapshots_drop(s);
 	if (s->failed)
 		rc = -1;
 	/* Leaving the group runs on_revoke, which checkpoints once more (a no-op when clean). */

@@ -7,6 +7,12 @@
  *   the service's flush hook (raw-saver's PostgreSQL COMMIT), and only then commits the input
  *   offsets. A failed delivery or flush means no commit: the records will be read again.
  *
+ *   A stream without hooks (nothing but records in and out: the cleaner) does not stop for its
+ *   periodic checkpoints: it notes the offsets read so far, goes on reading and producing, and
+ *   commits those offsets once Kafka acknowledged every record produced before the note
+ *   (common/ack_epochs.h). The rule is the same; only the waiting is gone. Checkpoints before a
+ *   revocation, on stream_checkpoint() and at close still wait.
+ *
  * Stateful services choose what to commit per partition (commit_position hook) and keep their
  * watermark in the commit metadata, which on_assign hands back after a restart.
  *
