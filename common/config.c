@@ -213,6 +213,16 @@ static void load_kafka_config(const char *path)
 		char *eq = strchr(line, '=');
 		if (!eq || eq == line)
 			config_die("--kafka-config %s:%d: expected PROP=VALUE", path, lineno);
+		/* "key = value", as Java properties files often have it, means key=value. */
+		char *key_end = eq, *value = eq + 1;
+		while (key_end > line && isspace((unsigned char)key_end[-1]))
+			key_end--;
+		while (isspace((unsigned char)*value))
+			value++;
+		if (key_end == line)
+			config_die("--kafka-config %s:%d: expected PROP=VALUE", path, lineno);
+		*key_end = '=';
+		memmove(key_end + 1, value, strlen(value) + 1);
 		add_kafka_prop(line, path);
 	}
 }

@@ -108,6 +108,28 @@ static void test_secret_from_env_and_file(void **state)
 	reset();
 }
 
+/* A properties file: comments and blank lines skipped, spaces around '=' allowed. */
+static void test_kafka_config_file(void **state)
+{
+	(void)state;
+	reset();
+	char path[] = "/tmp/iotpipe-test-kafka-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	const char text[] = "# client settings\n\nlinger.ms=10\n  sasl.password = p w \nacks =all\n";
+	assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
+	close(fd);
+	char *a0[] = {"t", "--kafka-config", path, NULL};
+	parse(3, a0);
+	const struct strlist *props = config_kafka_props();
+	assert_int_equal(props->len, 3);
+	assert_string_equal(props->items[0], "linger.ms=10");
+	assert_string_equal(props->items[1], "sasl.password=p w");
+	assert_string_equal(props->items[2], "acks=all");
+	unlink(path);
+	reset();
+}
+
 static void test_units(void **state)
 {
 	(void)state;
@@ -169,6 +191,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults_env_and_argv),
 		cmocka_unit_test(test_secret_from_env_and_file),
+		cmocka_unit_test(test_kafka_config_file),
 		cmocka_unit_test(test_units),
 		cmocka_unit_test(test_usage_errors_exit_2),
 	};
