@@ -8,7 +8,7 @@ status=0
 {
 	echo "# Benchmarks $(date -u +%FT%TZ), $(nproc) cores, $(uname -srm)"
 } > "$out"
-for b in ingestor.sh cleaner.sh raw_saver.sh actuator.sh mirror_relay.sh forecaster_accuracy.sh e2e.sh; do
+for b in ingestor.sh cleaner.sh raw_saver.sh aggregator.sh actuator.sh mirror_relay.sh forecaster_accuracy.sh e2e.sh; do
 	[ -f "bench/$b" ] || continue
 	echo "== bench/$b"
 	{ echo; echo "## $b"; echo '```'; } >> "$out"

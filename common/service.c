@@ -25,6 +25,13 @@ int service_start(const struct service_opts *o)
 struct stream *service_stream(const struct service_opts *o, enum rec_type in_type,
 			      const struct stream_hooks *hooks)
 {
+	return service_stream_with(o, in_type, hooks, NULL);
+}
+
+struct stream *service_stream_with(const struct service_opts *o, enum rec_type in_type,
+				   const struct stream_hooks *hooks,
+				   const char *const *in_defaults)
+{
 	char err[512];
 	struct stream_config cfg = {
 		.brokers = o->brokers,
@@ -35,6 +42,7 @@ struct stream *service_stream(const struct service_opts *o, enum rec_type in_typ
 		.dead_letter = o->brokers && *o->brokers ? o->dead_letter : NULL,
 		.checkpoint_ms = o->checkpoint_ms,
 		.checkpoint_records = o->checkpoint_records,
+		.in_defaults = in_defaults,
 	};
 	struct stream *s = stream_new(&cfg, hooks, err, sizeof(err));
 	if (!s)

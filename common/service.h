@@ -54,6 +54,11 @@ int service_start(const struct service_opts *o);
 /* Opens the input stream described by the options; logs and returns NULL on failure. */
 struct stream *service_stream(const struct service_opts *o, enum rec_type in_type,
 			      const struct stream_hooks *hooks);
+/* The same with the service's own consumer defaults (NULL-terminated key, value pairs, applied
+ * before the user's -X; see stream_config.in_defaults). */
+struct stream *service_stream_with(const struct service_opts *o, enum rec_type in_type,
+				   const struct stream_hooks *hooks,
+				   const char *const *in_defaults);
 
 /* Opens an output on s, logging on failure. */
 struct stream_out *service_output(struct stream *s, const char *spec, enum rec_type type);

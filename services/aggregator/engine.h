@@ -85,7 +85,9 @@ enum agg_status agg_engine_add(struct agg_engine *e, int32_t partition, int64_t 
 /* Records that the record at offset carried no reading (undecodable, refused before the
  * engine): the partition's position moves past it. An offset already behind the position
  * changes nothing, so a caller that only knows "everything before N was read" can pass N - 1.
- * Returns AGG_OK or AGG_FAILED. */
+ * Like agg_engine_add, it may emit windows: a restored idle advance due at the new position
+ * takes effect (a caller in the middle of a checkpoint sees them in the emitted counter, and
+ * must not commit the partition before they are acknowledged). Returns AGG_OK or AGG_FAILED. */
 enum agg_status agg_engine_skip(struct agg_engine *e, int32_t partition, int64_t offset, char *err,
                                 size_t errlen);
 
