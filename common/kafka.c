@@ -28,6 +28,7 @@ struct kafka_consumer {
 	rd_kafka_queue_t *queue; /* where background commits report, served by consumer polls */
 	struct kafka_consumer_hooks hooks;
 	bool closed;
+	bool failed; /* committed offsets could not be read: the service must stop */
 };
 
 static const char *const known_prefixes[] = {"source.", "target."};
@@ -337,10 +338,28 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
 	struct kafka_consumer *c = opaque;
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		/* Fetch committed offsets with their metadata so stateful services can restore. */
-		rd_kafka_resp_err_t ce = rd_kafka_committed(rk, parts, 10000);
-		if (ce)
-			log_warn("cannot read committed offsets: %s", rd_kafka_err2str(ce));
+		/* Fetch committed offsets with their metadata so stateful services can restore.
+		 * Without them a partition would start from auto.offset.reset with no state: a
+		 * stateful service would emit again, or wrongly, what it had already emitted. So
+		 * after a few tries the service stops (and is restarted) instead. */
+		rd_kafka_resp_err_t ce = RD_KAFKA_RESP_ERR_NO_ERROR;
+		for (int attempt = 1; attempt <= 3; attempt++) {
+			ce = rd_kafka_committed(rk, parts, 10000);
+			for (int i = 0; !ce && i < parts->cnt; i++)
+				ce = parts->elems[i].err;
+			if (!ce)
+				break;
+			log_warn("cannot read committed offsets (try %d of 3): %s", attempt,
+				 rd_kafka_err2str(ce));
+		}
+		if (ce) {
+			log_error("cannot read the committed offsets of %d assigned partitions: "
+				  "stopping rather than reading them from a guessed position",
+				  parts->cnt);
+			c->failed = true;
+			lifecycle_request_stop();
+			return;
+		}
 		for (int i = 0; i < parts->cnt; i++)
 			log_info("assigned %s [%d] at offset %lld", parts->elems[i].topic,
 				 (int)parts->elems[i].partition, (long long)parts->elems[i].offset);
@@ -433,6 +452,11 @@ fail:
 		rd_kafka_destroy(c->rk);
 	free(c);
 	return NULL;
+}
+
+bool kafka_consumer_failed(const struct kafka_consumer *c)
+{
+	return c && c->failed;
 }
 
 rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *c)

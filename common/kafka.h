@@ -94,6 +94,9 @@ struct kafka_consumer *kafka_consumer_new_with(const char *brokers, const char *
 /* Closes (leaving the group, running on_revoke) and destroys; accepts NULL. */
 void kafka_consumer_free(struct kafka_consumer *c);
 rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *c);
+/* True when an assignment could not be taken up (its committed offsets were unreadable); the
+ * service has been asked to stop and must exit with a failure. */
+bool kafka_consumer_failed(const struct kafka_consumer *c);
 /* Next record, or NULL on timeout. Consumer errors are logged here (with topic/partition) and
  * not returned; partition EOF is not an error. Destroy the message with rd_kafka_message_destroy. */
 rd_kafka_message_t *kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms);

@@ -549,7 +549,7 @@ struct kafka_consumer *stream_consumer(struct stream *s)
 
 bool stream_failed(const struct stream *s)
 {
-	return s->failed;
+	return s->failed || kafka_consumer_failed(s->consumer);
 }
 
 /* ---- output ---- */
@@ -772,7 +772,7 @@ int stream_close(struct stream *s)
 	release_current(s);
 	int rc = stream_checkpoint(s);
 	snapshots_drop(s);
-	if (s->failed)
+	if (s->failed || kafka_consumer_failed(s->consumer))
 		rc = -1;
 	/* Leaving the group runs on_revoke, which checkpoints once more (a no-op when clean). */
 	kafka_consumer_free(s->consumer);
