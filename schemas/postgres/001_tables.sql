@@ -91,7 +91,7 @@ CREATE TABLE IF NOT EXISTS aggregates (
 CREATE TABLE IF NOT EXISTS aggregates_default PARTITION OF aggregates DEFAULT;
 
 -- Command (iot.commands): the actuator's audit log. A command is one publication: the same
--- record delivered twice is one row.
+-- record delivered twice is one row. (004_commands_identity.sql adds reading_ts to the key.)
 CREATE TABLE IF NOT EXISTS commands (
 	topic      text             NOT NULL,
 	payload    text             NOT NULL,

@@ -222,14 +222,24 @@ int actuator_process(struct actuator *a, int32_t partition, int64_t offset,
 		st.slot = slot;
 		struct sensor_state *s =
 		    statetab_find(&slot->tab, st.hash, r->site, r->device, r->sensor);
+		/* A sensor's readings come in event-time order (one partition, in the order its
+		 * device sent them). One no newer than the last this state took is a repeat that an
+		 * upstream stage wrote again after a crash (at a new offset, so the offset check
+		 * above lets it through) or a straggler: acting on it would count it twice in an
+		 * episode, end an episode with a reading from before its end, or undo a command. */
+		if (s && r->ts <= s->last_ts) {
+			a->stats.stale++;
+			continue;
+		}
 		if (rule->has_commands && command_step(&st, &s) < 0)
 			rc = -1;
 		if (rule->has_events && episode_step(&st, &s) < 0)
 			rc = -1;
-		if (s && s->side == SIDE_UNKNOWN && !s->open) {
-			statetab_remove(&slot->tab, s);
-			a->nstates--;
-		}
+		/* A state, once needed, stays (until a reload, a revocation or a forgotten command
+		 * drops it), so that the time of its last reading is remembered after an episode
+		 * ends: a repeat of a reading from inside that episode must not open another. */
+		if (s)
+			s->last_ts = r->ts;
 	}
 	pt->next = offset + 1;
 	return rc;

@@ -77,6 +77,7 @@ struct act_sink {
 struct actuator_stats {
 	uint64_t readings;   /* readings processed */
 	uint64_t duplicates; /* readings at offsets already processed: ignored */
+	uint64_t stale;      /* (reading, rule) pairs no newer than the sensor's last: ignored */
 	uint64_t matched;    /* (reading, rule) pairs that matched */
 	uint64_t commands;   /* commands handed to the sink */
 	uint64_t events;     /* threshold events handed to the sink */

@@ -94,6 +94,8 @@ static const struct {
      "Readings processed"},
     {offsetof(struct actuator_stats, duplicates), "iotpipe_actuator_duplicates_total",
      "Readings at offsets already processed, ignored"},
+    {offsetof(struct actuator_stats, stale), "iotpipe_actuator_stale_total",
+     "Readings no newer than their sensor's last one (repeats from an upstream replay), ignored"},
     {offsetof(struct actuator_stats, commands), "iotpipe_actuator_commands_total",
      "Commands issued (state changes)"},
     {offsetof(struct actuator_stats, events), "iotpipe_actuator_events_total",

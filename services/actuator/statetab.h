@@ -29,7 +29,8 @@ struct sensor_state {
 	bool open;
 	struct sensor_state *open_prev, *open_next; /* the rule's list of open episodes */
 	int64_t first_offset; /* offset of the reading that opened it: replay must start there */
-	int64_t started_at, last_ts, count;
+	int64_t started_at, count;
+	int64_t last_ts; /* event time of the newest reading this state took */
 	double mean, max;
 
 	const char *device, *sensor; /* point into site[] */

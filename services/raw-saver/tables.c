@@ -60,7 +60,8 @@ static const struct table_spec specs[REC_TYPE_COUNT] = {
         {
             .name = "commands",
             .time_col = "issued_at",
-            .key = {"topic", "issued_at", "rule", "site", "device", "sensor", "metric"},
+            .key = {"topic", "issued_at", "rule", "site", "device", "sensor", "metric",
+                    "reading_ts"},
         },
     [REC_THRESHOLD_EVENT] =
         {

@@ -262,7 +262,8 @@ static void test_offsets_and_bad_input(void **state)
 	assert_int_equal(actuator_process(fx.a, 0, 2, &r, 0, &fx.sink, fx.err, sizeof(fx.err)), 0);
 	assert_int_equal(actuator_stats(fx.a)->duplicates, 2);
 	assert_int_equal(fx.rec.len, 1);
-	/* Partitions are independent. */
+	/* Partitions are independent (a newer reading: the same one again would be a repeat). */
+	r.ts = 2;
 	assert_int_equal(actuator_process(fx.a, 3, 2, &r, 0, &fx.sink, fx.err, sizeof(fx.err)), 0);
 	assert_int_equal(fx.rec.len, 2);
 	r.value = NAN;
@@ -329,7 +330,8 @@ static void test_episode(void **state)
 	/* The ending reading is not part of the episode. */
 	expect_event(&fx, 1, "ended", 1000, 5000, (150.5 + 160 + 145 + 149) / 4, 160, 4);
 	assert_int_equal(actuator_open_episodes(fx.a), 0);
-	assert_int_equal(actuator_state_count(fx.a), 0);
+	/* The state stays: it remembers the time of the sensor's last reading. */
+	assert_int_equal(actuator_state_count(fx.a), 1);
 	feed_ok(&fx, "pump", "pressure", 150, 6000);
 	assert_int_equal(fx.rec.len, 2);
 	feed_ok(&fx, "pump", "pressure", 151, 7000);
@@ -351,10 +353,56 @@ static void test_episode_zero_hysteresis_and_disorder(void **state)
 	feed_ok(&fx, "p", "pressure", 11, 1000);
 	feed_ok(&fx, "p", "pressure", 10, 2000); /* exactly the threshold: still open */
 	assert_int_equal(fx.rec.len, 1);
-	/* Arrives late, stamped before the start: ends it, with a duration of 0, not negative. */
+	/* Arrives late, stamped before the episode's last reading: ignored, like a repeat. */
 	feed_ok(&fx, "p", "pressure", 9.99, 500);
+	feed_ok(&fx, "p", "pressure", 9.99, 2000);
+	assert_int_equal(fx.rec.len, 1);
+	assert_int_equal(actuator_stats(fx.a)->stale, 2);
+	feed_ok(&fx, "p", "pressure", 9.99, 2500);
 	assert_int_equal(fx.rec.len, 2);
-	expect_event(&fx, 1, "ended", 1000, 500, 10.5, 11, 2);
+	expect_event(&fx, 1, "ended", 1000, 2500, 10.5, 11, 2);
+	fx_free(&fx);
+}
+
+/* An upstream stage killed between its produce and its commit writes readings again, at new
+ * offsets, after the originals. Acting on them again would count them twice in an open
+ * episode, open a second episode inside one that has ended, or undo a command: they change
+ * nothing, and the outputs are those of the readings once. */
+static void test_replayed_readings(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	fx_init(&fx, PRESSURE HEATING, 100);
+	static const struct {
+		const char *device, *metric;
+		double v;
+		int64_t ts;
+	} in[] = {
+	    {"pump", "pressure", 151, 1000}, /* opens */
+	    {"pump", "pressure", 152, 2000},
+	    {"k", "temperature", 19, 1000},  /* low */
+	    {"k", "temperature", 26, 2000},  /* high */
+	    {"pump", "pressure", 149, 3000}, /* in the episode */
+	    {"pump", "pressure", 140, 4000}, /* ends it */
+	    {"pump2", "pressure", 160, 1000}, /* opens, stays open */
+	};
+	size_t n = sizeof(in) / sizeof(*in);
+	for (size_t i = 0; i < n; i++)
+		feed_ok(&fx, in[i].device, in[i].metric, in[i].v, in[i].ts);
+	assert_int_equal(fx.rec.len, 5);
+	/* Every reading again from the second on (as a cleaner restarted from an earlier commit
+	 * would write them), then the original once more. */
+	for (size_t i = 1; i < n; i++)
+		feed_ok(&fx, in[i].device, in[i].metric, in[i].v, in[i].ts);
+	for (size_t i = 0; i < n; i++)
+		feed_ok(&fx, in[i].device, in[i].metric, in[i].v, in[i].ts);
+	assert_int_equal(fx.rec.len, 5);
+	assert_int_equal(actuator_stats(fx.a)->stale, (n - 1) + n);
+	/* The episode goes on with new readings only, and ends with the count of distinct ones. */
+	feed_ok(&fx, "pump2", "pressure", 158, 2000);
+	feed_ok(&fx, "pump2", "pressure", 100, 3000);
+	assert_int_equal(fx.rec.len, 6);
+	expect_event(&fx, 5, "ended", 1000, 3000, 159, 160, 2);
 	fx_free(&fx);
 }
 
@@ -576,6 +624,7 @@ int main(void)
 	    cmocka_unit_test(test_offsets_and_bad_input),
 	    cmocka_unit_test(test_episode),
 	    cmocka_unit_test(test_episode_zero_hysteresis_and_disorder),
+	    cmocka_unit_test(test_replayed_readings),
 	    cmocka_unit_test(test_end_of_input),
 	    cmocka_unit_test(test_commands_and_events_together),
 	    cmocka_unit_test(test_records_match_schemas),

@@ -345,21 +345,27 @@ static void test_commit_point_and_metadata(void **state)
 	struct act_sink sink = recorder_sink(&rec);
 	char err[256], meta[ACT_META_MAX];
 	int64_t off;
-	struct act_reading r = {"site-0", "d1", "s", "m", 145, 1};
+	/* Each reading is a new one (its time is its offset): the engine ignores a reading no
+	 * newer than its sensor's last. */
+	struct act_reading r = {"site-0", "d1", "s", "m", 145, 10};
 	assert_int_equal(actuator_process(a, 0, 10, &r, 0, &sink, err, sizeof(err)), 0);
 	assert_int_equal(actuator_commit_point(a, 0, &off, meta, sizeof(meta)), 1);
 	assert_int_equal(off, 11);
 	assert_string_equal(meta, "actuator v1 emitted=11");
 	r.value = 155; /* opens "both" at offset 11 */
+	r.ts = 11;
 	assert_int_equal(actuator_process(a, 0, 11, &r, 0, &sink, err, sizeof(err)), 0);
 	r.device = "d2"; /* opens another at 12 */
+	r.ts = 12;
 	assert_int_equal(actuator_process(a, 0, 12, &r, 0, &sink, err, sizeof(err)), 0);
 	r.value = 100;
+	r.ts = 13;
 	assert_int_equal(actuator_process(a, 0, 13, &r, 0, &sink, err, sizeof(err)), 0);
 	assert_int_equal(actuator_commit_point(a, 0, &off, meta, sizeof(meta)), 1);
 	assert_int_equal(off, 11);
 	assert_string_equal(meta, "actuator v1 emitted=14");
 	r.device = "d1"; /* closes the one from offset 11: nothing open */
+	r.ts = 14;
 	assert_int_equal(actuator_process(a, 0, 14, &r, 0, &sink, err, sizeof(err)), 0);
 	assert_int_equal(actuator_commit_point(a, 0, &off, meta, sizeof(meta)), 1);
 	assert_int_equal(off, 15);
@@ -370,7 +376,7 @@ static void test_commit_point_and_metadata(void **state)
 	assert_int_equal(
 	    actuator_partition_restore(a, 0, "actuator v1 emitted=14", err, sizeof(err)), 0);
 	size_t before = rec.len;
-	r = (struct act_reading){"site-0", "d1", "s", "m", 155, 1};
+	r = (struct act_reading){"site-0", "d1", "s", "m", 155, 11};
 	assert_int_equal(actuator_process(a, 0, 11, &r, 0, &sink, err, sizeof(err)), 0);
 	assert_int_equal(rec.len, before);
 	assert_int_equal(actuator_stats(a)->replayed, 1); /* the started event */
@@ -381,6 +387,7 @@ static void test_commit_point_and_metadata(void **state)
 	/* From the watermark on, outputs flow again: the same command and "ended" event as the
 	 * first run made at offset 14. */
 	r.value = 100;
+	r.ts = 14;
 	assert_int_equal(actuator_process(a, 0, 14, &r, 0, &sink, err, sizeof(err)), 0);
 	assert_int_equal(rec.len, before + 2);
 	assert_string_equal(rec.lines[before], rec.lines[before - 2]);

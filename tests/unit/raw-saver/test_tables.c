@@ -214,8 +214,10 @@ static void test_other_tables(void **state)
 	assert_string_equal(t.time_col, "issued_at");
 	expect_col(&t, "side", COL_TEXT, false, false);
 	expect_col(&t, "issued_at", COL_TIMESTAMPTZ, false, true);
-	expect_col(&t, "reading_ts", COL_TIMESTAMPTZ, false, false);
-	assert_int_equal(nkeys(&t), 7);
+	/* Several commands of one sensor can be issued within a millisecond (a backlog): the
+	 * triggering reading's time tells them apart. */
+	expect_col(&t, "reading_ts", COL_TIMESTAMPTZ, false, true);
+	assert_int_equal(nkeys(&t), 8);
 	table_free(&t);
 
 	assert_int_equal(table_init(&t, REC_THRESHOLD_EVENT, err, sizeof(err)), 0);
