@@ -35,6 +35,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source tests/lib/harness.sh
+source bench/stats.sh
 harness_init bench_aggregator
 export IOTPIPE_BIN=${BENCH_BIN:-bin}
 require kcat curl bc taskset python3
@@ -143,9 +144,8 @@ for ((r = 1; r <= REPEAT; r++)); do
 	harness_diag "run $r: copy $(printf %.0f "${RATES[copy]##* }")/s, aggregator $(printf %.0f "${RATES[aggregator]##* }")/s, ${CPUS[aggregator]##* } us CPU/record, ${RSS[aggregator]##* } KiB peak RSS"
 done
 
-best() { tr ' ' '\n' <<<"$1" | grep . | sort -g | tail -n 1; }
-low() { tr ' ' '\n' <<<"$1" | grep . | sort -g | head -n 1; }
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+best() { highest "$1"; }
+low() { lowest "$1"; }
 copy_best=$(best "${RATES[copy]}")
 out="bench/results/aggregator-$(date -u +%Y-%m-%d).txt"
 mkdir -p bench/results

@@ -28,6 +28,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source tests/lib/harness.sh
+source bench/stats.sh
 harness_init bench_cleaner
 export IOTPIPE_BIN=${BENCH_BIN:-bin}
 require kcat curl bc taskset
@@ -119,9 +120,8 @@ for ((r = 1; r <= REPEAT; r++)); do
 	harness_diag "run $r: copy $(printf %.0f "${RATES[copy]##* }")/s, cleaner $(printf %.0f "${RATES[cleaner]##* }")/s"
 done
 
-best() { tr ' ' '\n' <<<"$1" | grep . | sort -g | tail -n 1; }
-low() { tr ' ' '\n' <<<"$1" | grep . | sort -g | head -n 1; }
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+best() { highest "$1"; }
+low() { lowest "$1"; }
 copy_best=$(best "${RATES[copy]}")
 out="bench/results/cleaner-$(date -u +%Y-%m-%d).txt"
 mkdir -p bench/results

@@ -25,6 +25,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/bench/stats.sh"
 BIN=${BENCH_BIN:-$ROOT/bin}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 ROWS=${BENCH_ROWS:-200000}
@@ -148,8 +149,7 @@ for ((r = 1; r <= REPEAT; r++)); do
 done
 
 # --- table --------------------------------------------------------------------------------
-best() { tr ' ' '\n' <<<"$1" | grep . | sort -g | head -n 1; }
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+best() { lowest "$1"; } # the best run is the fastest one
 copy_best=$(best "${SECS["COPY from file"]}")
 printf '\n%s rows (RawMessage, %s of COPY text), best and median of %s runs\n' \
 	"$ROWS" "$(du -h "$DIR/rows.tsv" | cut -f1)" "$REPEAT"
