@@ -8,7 +8,8 @@
 #               metrics, polled every 20 ms), so the consumer group's join is not counted.
 #               CPU is user + system of every process of the pipeline (the relay's threads,
 #               both kcats), per record. Peak RSS is the relay's VmHWM, the sum of both kcats'.
-#   latency     BENCH_RATE records/s for BENCH_SECONDS through each pipeline while it runs.
+#   latency     BENCH_RATE records/s for BENCH_SECONDS through each pipeline while it runs, on a
+#               fresh pair of clusters.
 #               One consumer on the source and one on the target stamp each record's arrival
 #               (kcat -u piped into perl); added latency = target arrival - source arrival of
 #               the same key, so both consumers' own delays cancel out.
@@ -21,6 +22,12 @@
 #
 # The kcat pipe keeps keys and values only; the relay also keeps headers and timestamps, adds
 # the origin header and commits source offsets only after the target acknowledged.
+#
+#   floor       bench/relay_floor.c (built here with cc): the least a relay on librdkafka does
+#               per record (batch consume, produce a copy to an idempotent producer, count the
+#               delivery reports; nothing committed, no metrics), with and without the origin
+#               header the relay adds. Its CPU per record is the yardstick for the relay's; its
+#               rate is not (it does not wake a stalled fetcher as the relay does).
 #
 #   make && bench/mirror_relay.sh                 # 500k records, 3 runs each, 10k/s for 20 s
 #   BENCH_REPEAT=1 BENCH_SECONDS=10 bench/mirror_relay.sh 200000
@@ -37,7 +44,7 @@ SECONDS_LAT=${BENCH_SECONDS:-20}
 for b in mirror-relay kafka-mock; do
 	[ -x "$BIN/$b" ] || { echo "bench: $BIN/$b is not built (make)" >&2; exit 2; }
 done
-for c in kcat perl curl; do
+for c in kcat perl curl cc; do
 	command -v "$c" >/dev/null || { echo "bench: $c is not installed" >&2; exit 2; }
 done
 
@@ -52,24 +59,29 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+cc -O2 -o "$DIR/relay_floor" "$ROOT/bench/relay_floor.c" -lrdkafka ||
+	{ echo "bench: cannot build bench/relay_floor.c" >&2; exit 2; }
 log() { printf '# %s\n' "$*" >&2; }
 now() { date +%s.%N; }
 
 # --- clusters -----------------------------------------------------------------------------
-start_mock() { # start_mock NAME TOPIC...: sets MOCK_BOOTSTRAP
+start_mock() { # start_mock NAME TOPIC...: sets MOCK_BOOTSTRAP and MOCK_PID
 	local name=$1 args=() t
 	shift
 	for t in "$@"; do args+=(--topic "$t:16"); done
 	"$BIN/kafka-mock" "${args[@]}" </dev/null >"$DIR/$name.out" 2>"$DIR/$name.log" &
+	MOCK_PID=$!
 	PIDS+=($!)
 	for _ in $(seq 100); do [ -s "$DIR/$name.out" ] && break; sleep 0.1; done
 	MOCK_BOOTSTRAP=$(head -n 1 "$DIR/$name.out")
 	[ -n "$MOCK_BOOTSTRAP" ] || { echo "bench: kafka-mock $name did not start" >&2; exit 1; }
 }
-start_mock source bench lat
+start_mock source bench
 SRC=$MOCK_BOOTSTRAP
-start_mock target bench.relay bench.kcat lat.relay lat.kcat
+SRC_PID=$MOCK_PID
+start_mock target bench.relay bench.kcat bench.floor
 TGT=$MOCK_BOOTSTRAP
+TGT_PID=$MOCK_PID
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 
 log "producing $RECORDS records to the source"
@@ -128,10 +140,20 @@ run_relay() {
 	RES+=("relay $(echo "$RECORDS / ($t1 - $t0)" | bc) $(echo "$cpu * 1000000 / $RECORDS" |
 		bc -l | xargs printf '%.2f') $rss")
 }
+run_floor() { # run_floor NAME [--origin]: the relay's own source defaults, as the relay runs
+	local out
+	out=$("$DIR/relay_floor" "$SRC" "$TGT" bench bench.floor "$RECORDS" "${@:2}" \
+		-X source.queued.min.messages=40000 -X source.queued.max.messages.kbytes=8192 \
+		-X source.fetch.max.bytes=4194304 2>>"$DIR/floor.log") ||
+		{ echo "bench: relay_floor failed" >&2; exit 1; }
+	RES+=("$1 $out")
+}
 for ((r = 1; r <= REPEAT; r++)); do
 	log "throughput run $r of $REPEAT"
 	run_kcat
 	run_relay
+	run_floor floor
+	run_floor floor-origin --origin
 done
 
 # --- latency ------------------------------------------------------------------------------
@@ -160,6 +182,13 @@ added() { # added SRC_STAMPS TGT_STAMPS: prints "matched p50 p99 max" of the add
 		@d = sort { $a <=> $b } @d; my $n = @d or do { print "0 - - -\n"; exit };
 		printf "%d %.1f %.1f %.1f\n", $n, $d[int($n * 0.5)], $d[int($n * 0.99)], $d[-1]' "$1" "$2"
 }
+# Fresh clusters: the throughput runs left millions of records in the embedded Kafka's memory.
+kill "$SRC_PID" "$TGT_PID"
+wait "$SRC_PID" "$TGT_PID" 2>/dev/null || true
+start_mock lat-source lat
+SRC=$MOCK_BOOTSTRAP
+start_mock lat-target lat.relay lat.kcat
+TGT=$MOCK_BOOTSTRAP
 LAT=()
 latency() { # latency NAME TARGET_TOPIC
 	log "latency through $1: $RATE records/s for $SECONDS_LAT s"
@@ -201,6 +230,7 @@ row() { # row NAME LABEL LATENCY-NAME
 	cpu=$(printf '%s\n' "${RES[@]}" | awk -v n="$1" '$1 == n { print $3 }' | sort -n | head -n 1)
 	rss=$(printf '%s\n' "${RES[@]}" | awk -v n="$1" '$1 == n { print $4 }' | sort -n | tail -n 1)
 	lat=$(printf '%s\n' "${LAT[@]}" | awk -v n="$3" '$1 == n { printf "%s / %s / %s ms (%d records)", $3, $4, $5, $2 }')
+	[ -n "$lat" ] || lat='–'
 	printf '| %s | %s (median %s) | %s | %d MiB | %s |\n' "$2" "$rate" "$rate_med" "$cpu" \
 		$((rss / 1024)) "$lat"
 }
@@ -212,6 +242,8 @@ echo "| pipeline | records/s, best run | CPU µs/record, best run | peak RSS | a
 echo "|---|---|---|---|---|"
 row kcat '`kcat -C | kcat -P` (keys and values only)' kcat
 row relay 'mirror-relay (headers, timestamps, origin, commits after acks)' relay
+row floor-origin 'librdkafka floor with the origin header (bench/relay_floor.c --origin)' none
+row floor 'librdkafka floor, records as they are (bench/relay_floor.c)' none
 echo
 echo "runs (pipeline records/s cpu-µs/record rss-kB):"
 printf '  %s\n' "${RES[@]}"

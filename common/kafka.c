@@ -21,11 +21,13 @@ struct kafka_producer {
 	long failed_since_flush;
 	atomic_long failed_total;
 	atomic_long retries_total;
+	bool batch_polling;
 };
 
 struct kafka_consumer {
 	rd_kafka_t *rk;
-	rd_kafka_queue_t *queue; /* where background commits report, served by consumer polls */
+	/* The group's queue: batches are read from it, background commits report to it. */
+	rd_kafka_queue_t *queue;
 	struct kafka_consumer_hooks hooks;
 	bool closed;
 	bool failed; /* committed offsets could not be read: the service must stop */
@@ -235,21 +237,32 @@ rd_kafka_t *kafka_producer_handle(struct kafka_producer *p)
 	return p->rk;
 }
 
-int kafka_produce(struct kafka_producer *p, const char *topic, int32_t partition, const void *key,
-		  size_t klen, const void *val, size_t vlen, int64_t ts_ms,
-		  rd_kafka_headers_t *hdrs, void *opaque, char *err, size_t errlen)
+/* rkt, when given, saves librdkafka looking the topic up by name for every record. */
+static int produce(struct kafka_producer *p, const char *topic, rd_kafka_topic_t *rkt,
+		   int32_t partition, const void *key, size_t klen, const void *val, size_t vlen,
+		   int64_t ts_ms, rd_kafka_headers_t *hdrs, void *opaque, char *err, size_t errlen)
 {
 	int64_t stalled_since = 0, warned = 0, stop_seen = 0;
 	for (;;) {
-		rd_kafka_resp_err_t e = rd_kafka_producev(
-			p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_KEY((void *)key, klen), RD_KAFKA_V_VALUE((void *)val, vlen),
-			RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_HEADERS(hdrs),
-			RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+		rd_kafka_resp_err_t e =
+			rkt ? rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(rkt),
+						RD_KAFKA_V_PARTITION(partition),
+						RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+						RD_KAFKA_V_KEY((void *)key, klen),
+						RD_KAFKA_V_VALUE((void *)val, vlen),
+						RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_HEADERS(hdrs),
+						RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END)
+			    : rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic),
+						RD_KAFKA_V_PARTITION(partition),
+						RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+						RD_KAFKA_V_KEY((void *)key, klen),
+						RD_KAFKA_V_VALUE((void *)val, vlen),
+						RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_HEADERS(hdrs),
+						RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
 		if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
 			atomic_fetch_add(&p->inflight, 1);
-			rd_kafka_poll(p->rk, 0);
+			if (!p->batch_polling)
+				rd_kafka_poll(p->rk, 0);
 			return 0;
 		}
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -284,9 +297,29 @@ int kafka_produce(struct kafka_producer *p, const char *topic, int32_t partition
 	}
 }
 
+int kafka_produce(struct kafka_producer *p, const char *topic, int32_t partition, const void *key,
+		  size_t klen, const void *val, size_t vlen, int64_t ts_ms,
+		  rd_kafka_headers_t *hdrs, void *opaque, char *err, size_t errlen)
+{
+	return produce(p, topic, NULL, partition, key, klen, val, vlen, ts_ms, hdrs, opaque, err,
+		       errlen);
+}
+
+int kafka_produce_rkt(struct kafka_producer *p, rd_kafka_topic_t *rkt, int32_t partition,
+		      const void *key, size_t klen, const void *val, size_t vlen, int64_t ts_ms,
+		      rd_kafka_headers_t *hdrs, void *opaque, char *err, size_t errlen)
+{
+	return produce(p, rd_kafka_topic_name(rkt), rkt, partition, key, klen, val, vlen, ts_ms,
+		       hdrs, opaque, err, errlen);
+}
 void kafka_producer_poll(struct kafka_producer *p, int timeout_ms)
 {
 	rd_kafka_poll(p->rk, timeout_ms);
+}
+
+void kafka_producer_batch_polling(struct kafka_producer *p, bool on)
+{
+	p->batch_polling = on;
 }
 
 long kafka_producer_inflight(const struct kafka_producer *p)
@@ -426,6 +459,10 @@ struct kafka_consumer *kafka_consumer_new_with(const char *brokers, const char *
 	/* rd_kafka_new() now owns conf. */
 	rd_kafka_poll_set_consumer(c->rk);
 	c->queue = rd_kafka_queue_get_consumer(c->rk);
+	if (!c->queue) {
+		snprintf(err, errlen, "the consumer has no group queue");
+		goto fail;
+	}
 	subs = rd_kafka_topic_partition_list_new(4);
 	copy = strdup(topics);
 	for (char *save = NULL, *t = copy ? strtok_r(copy, ",", &save) : NULL; t;
@@ -448,6 +485,8 @@ fail:
 	free(copy);
 	if (subs)
 		rd_kafka_topic_partition_list_destroy(subs);
+	if (c->queue)
+		rd_kafka_queue_destroy(c->queue);
 	if (c->rk)
 		rd_kafka_destroy(c->rk);
 	free(c);
@@ -464,11 +503,9 @@ rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *c)
 	return c->rk;
 }
 
-rd_kafka_message_t *kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms)
+/* Logs a consumer error (partition EOF is none) and destroys the message. */
+static void consumer_error(rd_kafka_message_t *m)
 {
-	rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout_ms);
-	if (!m || !m->err)
-		return m;
 	if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 		if (m->rkt)
 			log_warn("consumer error on %s [%d] at offset %lld: %s",
@@ -478,7 +515,47 @@ rd_kafka_message_t *kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms
 			log_warn("consumer error: %s", rd_kafka_message_errstr(m));
 	}
 	rd_kafka_message_destroy(m);
+}
+
+rd_kafka_message_t *kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms)
+{
+	rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout_ms);
+	if (!m || !m->err)
+		return m;
+	consumer_error(m);
 	return NULL;
+}
+
+size_t kafka_consumer_poll_batch(struct kafka_consumer *c, rd_kafka_message_t **out, size_t max,
+				 int timeout_ms)
+{
+	if (!max)
+		return 0;
+	/* consume_batch_queue with a timeout waits for the whole batch to fill, so it only takes
+	 * what is there; waiting for the first record is consumer_poll's job. */
+	ssize_t got = rd_kafka_consume_batch_queue(c->queue, 0, out, max);
+	size_t n = got > 0 ? (size_t)got : 0;
+	if (!n && timeout_ms > 0) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout_ms);
+		if (!m)
+			return 0;
+		out[n++] = m;
+		got = max > 1 ? rd_kafka_consume_batch_queue(c->queue, 0, out + 1, max - 1) : 0;
+		n += got > 0 ? (size_t)got : 0;
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (out[i]->err)
+			consumer_error(out[i]);
+		else
+			out[kept++] = out[i];
+	}
+	return kept;
+}
+
+int kafka_consumer_queued(struct kafka_consumer *c)
+{
+	return c->queue ? rd_kafka_queue_length(c->queue) : 0;
 }
 
 static void log_commit_errors(rd_kafka_resp_err_t e, const rd_kafka_topic_partition_list_t *offs)
@@ -527,10 +604,10 @@ void kafka_consumer_free(struct kafka_consumer *c)
 {
 	if (!c)
 		return;
-	if (c->queue)
-		rd_kafka_queue_destroy(c->queue);
 	if (c->rk) {
 		rd_kafka_consumer_close(c->rk);
+		if (c->queue)
+			rd_kafka_queue_destroy(c->queue);
 		rd_kafka_destroy(c->rk);
 	}
 	free(c);

@@ -53,8 +53,18 @@ int kafka_produce(struct kafka_producer *p, const char *topic, int32_t partition
 		  size_t klen, const void *val, size_t vlen, int64_t ts_ms,
 		  rd_kafka_headers_t *hdrs, void *opaque, char *err, size_t errlen);
 
+/* As kafka_produce, to a topic handle (rd_kafka_topic_new on kafka_producer_handle; destroy it
+ * before the producer): no lookup of the topic by name for each record. */
+int kafka_produce_rkt(struct kafka_producer *p, rd_kafka_topic_t *rkt, int32_t partition,
+		      const void *key, size_t klen, const void *val, size_t vlen, int64_t ts_ms,
+		      rd_kafka_headers_t *hdrs, void *opaque, char *err, size_t errlen);
+
 /* Serves delivery reports. */
 void kafka_producer_poll(struct kafka_producer *p, int timeout_ms);
+/* By default kafka_produce serves delivery reports after every record. A caller that produces
+ * in batches and calls kafka_producer_poll once per batch turns that off: one queue lock per
+ * batch instead of one per record. */
+void kafka_producer_batch_polling(struct kafka_producer *p, bool on);
 /* Records queued or in flight. */
 long kafka_producer_inflight(const struct kafka_producer *p);
 /* Waits until nothing is in flight or timeout_ms passed (-1: no limit, but returns when a stop
@@ -100,6 +110,16 @@ bool kafka_consumer_failed(const struct kafka_consumer *c);
 /* Next record, or NULL on timeout. Consumer errors are logged here (with topic/partition) and
  * not returned; partition EOF is not an error. Destroy the message with rd_kafka_message_destroy. */
 rd_kafka_message_t *kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms);
+/* Up to max records into out: those already fetched, or when there are none, the first to
+ * arrive within timeout_ms followed by whatever came with it. One queue lock per record instead
+ * of a whole poll cycle; rebalance callbacks are served in between as by kafka_consumer_poll,
+ * and records of partitions revoked meanwhile are dropped by librdkafka. Errors are logged and
+ * not returned, as by kafka_consumer_poll. Returns the count, 0 on timeout. Destroy each
+ * record with rd_kafka_message_destroy. */
+size_t kafka_consumer_poll_batch(struct kafka_consumer *c, rd_kafka_message_t **out, size_t max,
+				 int timeout_ms);
+/* Records fetched and not yet taken by the application. */
+int kafka_consumer_queued(struct kafka_consumer *c);
 /* Synchronous commit of exactly these offsets (with metadata). Returns 0 or -1 (logged). */
 int kafka_consumer_commit(struct kafka_consumer *c, const rd_kafka_topic_partition_list_t *offs);
 /* The same without waiting: the result is logged, when it failed, from a later

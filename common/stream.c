@@ -64,8 +64,11 @@ struct stream {
 	struct ack_epochs epochs;
 	struct snapshot snaps[ACK_EPOCHS_RING];
 	size_t nsnaps;
-	/* The record handed out by the last stream_poll. */
+	/* The record handed out by the last stream_poll, or the batch of stream_poll_batch. */
 	rd_kafka_message_t *cur_kmsg;
+	rd_kafka_message_t **batch;
+	size_t nbatch, batch_cap;
+	struct position *last_pos; /* records arrive in runs of one partition */
 	json_t *cur_rec;
 	struct stream_msg msg;
 	struct buf scratch;
@@ -138,6 +141,7 @@ static struct position *pos_add(struct stream *s, const char *topic, int32_t par
 	if (!n)
 		return NULL;
 	s->pos = n;
+	s->last_pos = NULL;
 	p = &s->pos[s->npos];
 	*p = (struct position){.topic = strdup(topic), .partition = partition,
 			       .next_offset = -1, .committed = -1, .snapped = -1};
@@ -165,6 +169,7 @@ static void pos_remove(struct stream *s, const char *topic, int32_t partition)
 		   0);
 	free(p->topic);
 	*p = s->pos[--s->npos];
+	s->last_pos = NULL;
 }
 
 /* ---- checkpoints ---- */
@@ -253,14 +258,24 @@ static void delivery_failed(struct stream *s)
 	lifecycle_request_stop();
 }
 
-int stream_checkpoint(struct stream *s)
+/* wait: first wait until the producer has nothing in flight. Without it (acked_positions) the
+ * commit_position hook has the last word on what is acknowledged; a delivery failure still
+ * stops the stream. */
+static int checkpoint(struct stream *s, bool wait)
 {
 	if (s->in_checkpoint)
 		return 0;
 	s->in_checkpoint = true;
 	int64_t start = now_mono_ms();
 	int rc = 0;
-	if (s->producer && kafka_producer_flush(s->producer, -1) < 0) {
+	if (!wait && s->producer) {
+		kafka_producer_poll(s->producer, 0);
+		if (kafka_producer_failed_total(s->producer) > 0) {
+			delivery_failed(s);
+			rc = -1;
+			goto out;
+		}
+	} else if (s->producer && kafka_producer_flush(s->producer, -1) < 0) {
 		if (kafka_producer_failed_total(s->producer) > 0)
 			delivery_failed(s);
 		rc = -1;
@@ -373,6 +388,24 @@ static void on_output_delivery(void *ctx, const rd_kafka_message_t *m)
 	ack_epochs_done(&s->epochs, m->_private);
 }
 
+int stream_checkpoint(struct stream *s)
+{
+	return checkpoint(s, true);
+}
+
+static void checkpoint_if_due(struct stream *s)
+{
+	if (s->nsnaps)
+		snapshots_finish(s);
+	if (s->since_checkpoint < s->cfg.checkpoint_records &&
+	    now_mono_ms() - s->last_checkpoint < s->cfg.checkpoint_ms)
+		return;
+	if (s->pipelined)
+		snapshot_begin(s);
+	else
+		checkpoint(s, !s->cfg.acked_positions);
+}
+
 /* ---- rebalance ---- */
 
 static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *parts)
@@ -388,6 +421,14 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *parts)
 		if (p) {
 			p->committed = e->offset;
 			snprintf(p->committed_meta, sizeof(p->committed_meta), "%s", meta);
+		} else if (s->batch) {
+			/* stream_poll_batch drops records of partitions it does not know (they may
+			 * have been revoked while the batch was taken), so this one would never be
+			 * read: stop rather than skip it silently. */
+			log_error("%s [%d]: out of memory for its position; stopping", e->topic,
+				  (int)e->partition);
+			s->failed = true;
+			lifecycle_request_stop();
 		}
 		if (s->hooks.on_assign)
 			s->hooks.on_assign(s->hooks.ctx, e->topic, e->partition, e->offset, meta);
@@ -616,6 +657,9 @@ int stream_put_raw(struct stream_out *o, int32_t partition, const void *key, siz
 
 static void release_current(struct stream *s)
 {
+	for (size_t i = 0; i < s->nbatch; i++)
+		rd_kafka_message_destroy(s->batch[i]);
+	s->nbatch = 0;
 	if (s->cur_kmsg)
 		rd_kafka_message_destroy(s->cur_kmsg);
 	json_decref(s->cur_rec);
@@ -700,19 +744,10 @@ int stream_poll(struct stream *s, struct stream_msg **m, int timeout_ms)
 	*m = NULL;
 	if (s->failed)
 		return STREAM_END;
-	int64_t now = now_mono_ms();
-	if (s->nsnaps)
-		snapshots_finish(s);
-	if (s->since_checkpoint >= s->cfg.checkpoint_records ||
-	    now - s->last_checkpoint >= s->cfg.checkpoint_ms) {
-		if (s->pipelined)
-			snapshot_begin(s);
-		else
-			stream_checkpoint(s);
-	}
+	checkpoint_if_due(s);
 	if (s->stdin_input)
 		return poll_stdin(s, m);
-	int64_t deadline = now + timeout_ms;
+	int64_t deadline = now_mono_ms() + timeout_ms;
 	char err[512];
 	for (;;) {
 		int64_t left = deadline - now_mono_ms();
@@ -765,6 +800,60 @@ int stream_poll(struct stream *s, struct stream_msg **m, int timeout_ms)
 	}
 }
 
+int stream_poll_batch(struct stream *s, struct stream_msg *out, size_t max, int timeout_ms)
+{
+	release_current(s);
+	if (s->failed || !s->consumer || !s->cfg.raw_input)
+		return STREAM_END;
+	checkpoint_if_due(s);
+	if (max > s->batch_cap) {
+		rd_kafka_message_t **b = realloc(s->batch, max * sizeof(*b));
+		if (!b) {
+			log_error("out of memory for a batch of %zu records", max);
+			s->failed = true;
+			lifecycle_request_stop();
+			return STREAM_END;
+		}
+		s->batch = b;
+		s->batch_cap = max;
+	}
+	size_t got = kafka_consumer_poll_batch(s->consumer, s->batch, max, timeout_ms);
+	struct position *p = s->last_pos; /* after the poll: a rebalance may move positions */
+	long long run = 0;
+	size_t n = 0;
+	for (size_t i = 0; i < got; i++) {
+		rd_kafka_message_t *km = s->batch[i];
+		const char *topic = rd_kafka_topic_name(km->rkt);
+		if (!p || p->partition != km->partition || strcmp(p->topic, topic) != 0) {
+			if (p)
+				metric_add(p->records_in, (double)run);
+			run = 0;
+			p = pos_find(s, topic, km->partition);
+		}
+		if (!p) {
+			/* Revoked while the batch was taken: the partition's new owner reads it. */
+			log_debug("%s [%d] offset %lld: partition no longer assigned, record dropped",
+				  topic, (int)km->partition, (long long)km->offset);
+			rd_kafka_message_destroy(km);
+			continue;
+		}
+		p->next_offset = km->offset + 1;
+		run++;
+		rd_kafka_timestamp_type_t tstype;
+		out[n] = (struct stream_msg){.type = REC_UNKNOWN, .topic = topic,
+					     .partition = km->partition, .offset = km->offset,
+					     .timestamp = rd_kafka_message_timestamp(km, &tstype),
+					     .key = km->key, .key_len = km->key_len, .kmsg = km};
+		s->batch[n++] = km;
+	}
+	if (p)
+		metric_add(p->records_in, (double)run);
+	s->last_pos = p;
+	s->nbatch = n;
+	s->since_checkpoint += (long long)n;
+	return (int)n;
+}
+
 int stream_close(struct stream *s)
 {
 	if (!s)
@@ -792,6 +881,7 @@ int stream_close(struct stream *s)
 	for (size_t i = 0; i < s->npos; i++)
 		free(s->pos[i].topic);
 	free(s->pos);
+	free(s->batch);
 	if (s->stdin_input)
 		jsonl_reader_free(&s->reader);
 	buf_free(&s->scratch);

@@ -67,6 +67,11 @@ struct stream_config {
 	 * service produces itself with kafka_produce on stream_producer() pass their opaque. */
 	kafka_dr_fn on_delivery;
 	void *delivery_ctx;
+	/* The commit_position hook returns only offsets whose outputs Kafka acknowledged (the
+	 * service tracks acknowledgements in on_delivery): periodic checkpoints then commit
+	 * without waiting for the producer to drain, so reading never pauses for them.
+	 * Checkpoints before a revocation and at close still wait. */
+	bool acked_positions;
 };
 
 struct stream_hooks {
@@ -115,6 +120,12 @@ const char *stream_output_name(const struct stream_out *o);
 /* Next input record: STREAM_RECORD with *m set, STREAM_IDLE after timeout_ms without one, or
  * STREAM_END when stdin is exhausted. Takes a checkpoint when one is due. */
 int stream_poll(struct stream *s, struct stream_msg **m, int timeout_ms);
+
+/* Up to max input records into out (Kafka input with raw_input only), each valid until the
+ * next call: those already fetched, or the first to arrive within timeout_ms and what came
+ * with it. Takes a checkpoint when one is due. Returns the count (0 on timeout) or STREAM_END
+ * after a failure. */
+int stream_poll_batch(struct stream *s, struct stream_msg *out, size_t max, int timeout_ms);
 
 /* Writes one record to an output. key may be NULL; ts_ms 0 means now; hdrs (Kafka only,
  * owned by the call, may be NULL). Returns 0 or -1 with the reason logged. */

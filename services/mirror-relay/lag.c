@@ -17,7 +17,7 @@ struct lag_monitor {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	bool stop;
+	bool stop, poked;
 	struct metric *queued, *retries;
 	long retries_seen;
 };
@@ -111,8 +111,10 @@ static void *monitor_main(void *arg)
 		long long ns = until.tv_nsec + (m->interval_ms % 1000) * 1000000LL;
 		until.tv_sec += (time_t)(m->interval_ms / 1000 + ns / 1000000000LL);
 		until.tv_nsec = (long)(ns % 1000000000LL);
-		while (!m->stop && pthread_cond_timedwait(&m->wake, &m->lock, &until) != ETIMEDOUT)
+		while (!m->stop && !m->poked &&
+		       pthread_cond_timedwait(&m->wake, &m->lock, &until) != ETIMEDOUT)
 			;
+		m->poked = false;
 	}
 	pthread_mutex_unlock(&m->lock);
 	return NULL;
@@ -146,6 +148,16 @@ struct lag_monitor *lag_monitor_start(struct relay *r, rd_kafka_t *rk, long long
 		return NULL;
 	}
 	return m;
+}
+
+void lag_monitor_poke(struct lag_monitor *m)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->poked = true;
+	pthread_cond_signal(&m->wake);
+	pthread_mutex_unlock(&m->lock);
 }
 
 void lag_monitor_stop(struct lag_monitor *m)

@@ -22,6 +22,9 @@ struct lag_monitor;
 /* Starts the thread. rk: the source consumer's handle (borrowed). Returns NULL with a reason. */
 struct lag_monitor *lag_monitor_start(struct relay *r, rd_kafka_t *rk, long long interval_ms,
 				      char *err, size_t errlen);
+/* Runs one round now instead of at the next interval. The round's ListOffsets requests also
+ * wake a fetcher that stopped because the prefetch queue was full (see relay_tick). */
+void lag_monitor_poke(struct lag_monitor *m);
 /* Stops and joins the thread; NULL is accepted. */
 void lag_monitor_stop(struct lag_monitor *m);
 /* Computes the gauges of every assigned partition once (the thread's body; tests call it). */

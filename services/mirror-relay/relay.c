@@ -10,6 +10,7 @@
 #include "target.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,29 +20,30 @@
 #define META_TIMEOUT_MS 5000
 #define REFRESH_TIMEOUT_MS 2000
 
-/* What a delivery report needs about its record. Taken from a free list, because the target's
- * answer does not say which source partition or timestamp a record had (a cluster may even
- * report its own append time instead of the record's). Produce and delivery reports both run on
- * the main thread, so the list needs no lock. */
-struct inflight {
-	struct relay_part *p;
-	int64_t ts;
-	struct inflight *next;
-};
+/* Waiting for input while records are in flight: their delivery reports are served between
+ * waits, and the latency histogram reads the clock when they are served. */
+#define INFLIGHT_WAIT_MS 2
+#define IDLE_WAIT_MS 100
+/* At most one wake_fetcher poke per this many ms. */
+#define WAKE_MIN_MS 5
 
-#define INFLIGHT_CHUNK 4096
-
-struct inflight_chunk {
-	struct inflight_chunk *next;
-	struct inflight items[INFLIGHT_CHUNK];
-};
+/* Single-writer counters read by the lag monitor: a plain load and store, no locked
+ * read-modify-write per record. */
+#define BUMP(a, n)                                                                                 \
+	atomic_store_explicit(&(a), atomic_load_explicit(&(a), memory_order_relaxed) + (n),        \
+			      memory_order_relaxed)
+#define SET(a, v) atomic_store_explicit(&(a), (v), memory_order_relaxed)
+#define GET(a) atomic_load_explicit(&(a), memory_order_relaxed)
 
 struct relay {
 	struct relay_opts o;
-	struct inflight *free_list;
-	struct inflight_chunk *chunks;
+	/* The delivery report does not say which source record it was for (a cluster may even
+	 * report its own append time instead of the record's timestamp): each record carries a
+	 * slot of its partition's ack queue as opaque. */
+	struct ack_pool acks;
 	struct kafka_producer *producer;
 	rd_kafka_t *prk; /* target producer */
+	struct kafka_consumer *consumer;
 	rd_kafka_t *crk; /* source consumer */
 	struct lag_monitor *lag;
 	/* The monitor thread reads the partition list; the main thread alone adds to it. */
@@ -51,9 +53,13 @@ struct relay {
 	struct relay_topic **topics;
 	size_t ntopics;
 	struct relay_part *last; /* records arrive in runs of one partition */
+	/* Parts whose acknowledged counts wait to be published. */
+	struct relay_part **dirty;
+	size_t ndirty;
+	int64_t served_at; /* wall clock while relay_serve serves reports, else 0 */
 	bool failed;
 	int64_t next_refresh;
-	unsigned ticks;
+	int64_t woke_at; /* last wake_fetcher poke */
 	int64_t malformed_warned;
 	struct metric *m_latency, *m_local_fixed, *m_malformed;
 };
@@ -147,6 +153,7 @@ static void part_free(struct relay_part *p)
 {
 	if (!p)
 		return;
+	ack_queue_clear(&p->acks);
 	free(p->origin_prefix);
 	free(p);
 }
@@ -181,6 +188,7 @@ static struct relay_part *part_get(struct relay *r, const char *topic, int32_t p
 	p->t = t;
 	p->partition = partition;
 	p->origin_prefix_len = strlen(prefix);
+	ack_queue_init(&p->acks, &r->acks);
 	atomic_init(&p->next_offset, -1);
 	atomic_init(&p->acked_ts, -1);
 	char labels[400];
@@ -192,8 +200,12 @@ static struct relay_part *part_get(struct relay *r, const char *topic, int32_t p
 				       "Age of the newest record the target holds, while records "
 				       "are missing",
 				       labels);
+	/* Room for every part in the dirty list, so marking one never allocates. */
+	struct relay_part **d = realloc(r->dirty, (r->nparts + 1) * sizeof(*d));
+	if (d)
+		r->dirty = d;
 	pthread_mutex_lock(&r->lock);
-	struct relay_part **n = realloc(r->parts, (r->nparts + 1) * sizeof(*n));
+	struct relay_part **n = d ? realloc(r->parts, (r->nparts + 1) * sizeof(*n)) : NULL;
 	if (n) {
 		r->parts = n;
 		r->parts[r->nparts++] = p;
@@ -222,30 +234,6 @@ void relay_producer_stats(struct relay *r, long *queued, long *retries)
 {
 	*queued = r->producer ? kafka_producer_inflight(r->producer) : 0;
 	*retries = r->producer ? kafka_producer_retries_total(r->producer) : 0;
-}
-
-static struct inflight *inflight_get(struct relay *r)
-{
-	if (!r->free_list) {
-		struct inflight_chunk *c = malloc(sizeof(*c));
-		if (!c)
-			return NULL;
-		c->next = r->chunks;
-		r->chunks = c;
-		for (size_t i = 0; i < INFLIGHT_CHUNK; i++) {
-			c->items[i].next = r->free_list;
-			r->free_list = &c->items[i];
-		}
-	}
-	struct inflight *f = r->free_list;
-	r->free_list = f->next;
-	return f;
-}
-
-static void inflight_put(struct relay *r, struct inflight *f)
-{
-	f->next = r->free_list;
-	r->free_list = f;
 }
 
 /* ---- target topics ---- */
@@ -288,6 +276,8 @@ static int target_prepare(struct relay *r, struct relay_topic *t)
 		}
 		if (n > 0) {
 			t->target_parts = n;
+			/* Without a handle, records go by name (a lookup each). */
+			t->rkt = rd_kafka_topic_new(r->prk, t->target, NULL);
 			log_info("relaying %s to %s (%d partitions on the target)", t->name,
 				 t->target, n);
 			return 0;
@@ -304,12 +294,34 @@ static int target_prepare(struct relay *r, struct relay_topic *t)
 	}
 }
 
-void relay_tick(struct relay *r, bool idle)
+/* librdkafka before 2.1 stops fetching while its prefetch queue is above queued.min.messages
+ * or queued.max.messages.kbytes, and looks again only when something else wakes the broker
+ * thread, at the latest a second later. With a backlog the relay empties the queue long before
+ * that and waits for the rest of the second. So when the queue is empty although the source
+ * holds records not fetched yet, a lag round is run now: its ListOffsets requests go through the
+ * same broker threads, which then fetch again. */
+static void wake_fetcher(struct relay *r, int64_t now)
 {
-	/* Reading the clock for every record would cost more than the check is worth. */
-	if (!idle && ++r->ticks % 1024)
+	if (now - r->woke_at < WAKE_MIN_MS || kafka_consumer_queued(r->consumer) > 0)
 		return;
+	for (size_t i = 0; i < r->nparts; i++) {
+		struct relay_part *p = r->parts[i];
+		int64_t next = GET(p->next_offset), lo, hi;
+		if (!atomic_load(&p->assigned) || next < 0 ||
+		    rd_kafka_get_watermark_offsets(r->crk, p->t->name, p->partition, &lo, &hi) ||
+		    hi <= next)
+			continue;
+		lag_monitor_poke(r->lag);
+		r->woke_at = now;
+		return;
+	}
+}
+
+void relay_tick(struct relay *r, bool drained)
+{
 	int64_t now = now_mono_ms();
+	if (drained)
+		wake_fetcher(r, now);
 	if (now < r->next_refresh)
 		return;
 	r->next_refresh = now + r->o.refresh_ms;
@@ -417,9 +429,9 @@ int relay_forward(struct relay *r, const struct stream_msg *m)
 		fail(r);
 		return -1;
 	}
-	atomic_store(&p->next_offset, m->offset + 1);
-	if (atomic_load(&p->acked_ts) < 0 && m->timestamp > 0)
-		atomic_store(&p->acked_ts, m->timestamp - 1);
+	SET(p->next_offset, m->offset + 1);
+	if (GET(p->acked_ts) < 0 && m->timestamp > 0)
+		SET(p->acked_ts, m->timestamp - 1);
 	bool skip;
 	rd_kafka_headers_t *h = headers_for(r, p, m, &skip);
 	if (skip) {
@@ -433,8 +445,8 @@ int relay_forward(struct relay *r, const struct stream_msg *m)
 		fail(r);
 		return -1;
 	}
-	struct inflight *f = h ? inflight_get(r) : NULL;
-	if (!f) {
+	struct ack_slot *slot = h ? ack_push(&p->acks, m->offset, m->timestamp) : NULL;
+	if (!slot) {
 		log_error("%s [%d] offset %lld: out of memory", m->topic, (int)m->partition,
 			  (long long)m->offset);
 		if (h)
@@ -442,16 +454,18 @@ int relay_forward(struct relay *r, const struct stream_msg *m)
 		fail(r);
 		return -1;
 	}
-	f->p = p;
-	f->ts = m->timestamp;
 	int32_t part = m->partition < p->t->target_parts ? m->partition : RD_KAFKA_PARTITION_UA;
 	char err[512];
-	atomic_fetch_add(&p->produced, 1);
-	if (kafka_produce(r->producer, p->t->target, part, m->key, m->key_len, m->kmsg->payload,
-			  m->kmsg->len, m->timestamp > 0 ? m->timestamp : 0, h, f, err,
-			  sizeof(err)) < 0) {
-		atomic_fetch_sub(&p->produced, 1);
-		inflight_put(r, f);
+	BUMP(p->produced, 1);
+	int64_t ts = m->timestamp > 0 ? m->timestamp : 0;
+	if ((p->t->rkt ? kafka_produce_rkt(r->producer, p->t->rkt, part, m->key, m->key_len,
+					   m->kmsg->payload, m->kmsg->len, ts, h, slot, err,
+					   sizeof(err))
+		       : kafka_produce(r->producer, p->t->target, part, m->key, m->key_len,
+				       m->kmsg->payload, m->kmsg->len, ts, h, slot, err,
+				       sizeof(err))) < 0) {
+		BUMP(p->produced, -1);
+		ack_unpush(&p->acks);
 		log_error("%s [%d] offset %lld: %s", m->topic, (int)m->partition,
 			  (long long)m->offset, err);
 		fail(r);
@@ -460,24 +474,62 @@ int relay_forward(struct relay *r, const struct stream_msg *m)
 	return 0;
 }
 
+/* Adds what delivery reports counted to the per-topic counters: per batch of reports, not per
+ * record. */
+static void publish(struct relay *r)
+{
+	for (size_t i = 0; i < r->ndirty; i++) {
+		struct relay_part *p = r->dirty[i];
+		metric_add(p->t->records, (double)p->unpublished_records);
+		metric_add(p->t->bytes, p->unpublished_bytes);
+		p->unpublished_records = 0;
+		p->unpublished_bytes = 0;
+		p->dirty = false;
+	}
+	r->ndirty = 0;
+}
+
+void relay_serve(struct relay *r)
+{
+	r->served_at = now_wall_ms();
+	kafka_producer_poll(r->producer, 0);
+	r->served_at = 0;
+	publish(r);
+}
+
+int relay_wait_ms(const struct relay *r)
+{
+	return r->producer && kafka_producer_inflight(r->producer) > 0 ? INFLIGHT_WAIT_MS
+								      : IDLE_WAIT_MS;
+}
+
 void relay_on_delivery(void *ctx, const rd_kafka_message_t *m)
 {
 	struct relay *r = ctx;
-	struct inflight *f = m->_private;
-	if (!f)
+	struct ack_slot *slot = m->_private;
+	if (!slot)
 		return;
-	struct relay_part *p = f->p;
-	int64_t ts = f->ts;
-	inflight_put(r, f);
-	if (m->err)
-		return; /* failures are counted by the producer and stop the stream */
-	atomic_fetch_add(&p->acked, 1);
-	if (ts > atomic_load(&p->acked_ts))
-		atomic_store(&p->acked_ts, ts);
-	metric_add(p->t->records, 1);
-	metric_add(p->t->bytes, (double)(m->len + m->key_len));
+	if (m->err) {
+		/* Logged and counted by the producer. The slot stays unacknowledged, so no
+		 * commit passes this record, and the relay stops: a restart reads it again. */
+		fail(r);
+		return;
+	}
+	struct relay_part *p = (struct relay_part *)(void *)((char *)slot->q -
+							    offsetof(struct relay_part, acks));
+	int64_t ts = slot->ts;
+	ack_done(slot);
+	BUMP(p->acked, 1);
+	if (ts > GET(p->acked_ts))
+		SET(p->acked_ts, ts);
+	p->unpublished_records++;
+	p->unpublished_bytes += (double)(m->len + m->key_len);
+	if (!p->dirty) {
+		p->dirty = true;
+		r->dirty[r->ndirty++] = p;
+	}
 	if (ts > 0) {
-		int64_t age = now_wall_ms() - ts;
+		int64_t age = (r->served_at ? r->served_at : now_wall_ms()) - ts;
 		metric_observe(r->m_latency, age > 0 ? (double)age / 1000.0 : 0.0);
 	}
 }
@@ -492,7 +544,7 @@ static void on_assign(void *ctx, const char *topic, int32_t partition, int64_t c
 	struct relay_part *p = part_get(r, topic, partition);
 	if (!p)
 		return;
-	atomic_store(&p->next_offset, committed >= 0 ? committed : -1);
+	SET(p->next_offset, committed >= 0 ? committed : -1);
 	atomic_store(&p->assigned, true);
 }
 
@@ -511,13 +563,25 @@ static void on_revoke(void *ctx, const char *topic, int32_t partition)
 static int on_flush(void *ctx)
 {
 	struct relay *r = ctx;
+	publish(r); /* reports served while the checkpoint waited */
 	return r->failed ? -1 : 0;
+}
+
+/* Everything before the oldest record still in flight was acknowledged. */
+static int64_t commit_position(void *ctx, const char *topic, int32_t partition,
+			       int64_t next_offset, char *metadata, size_t metadata_len)
+{
+	(void)metadata;
+	(void)metadata_len;
+	struct relay *r = ctx;
+	struct relay_part *p = part_find(r, topic, partition);
+	return p ? ack_watermark(&p->acks, next_offset) : next_offset;
 }
 
 struct stream_hooks relay_hooks(struct relay *r)
 {
 	return (struct stream_hooks){.ctx = r, .on_assign = on_assign, .on_revoke = on_revoke,
-				     .flush = on_flush};
+				     .commit_position = commit_position, .flush = on_flush};
 }
 
 /* ---- lifetime ---- */
@@ -531,7 +595,9 @@ int relay_attach(struct relay *r, struct stream *s, char *err, size_t errlen)
 		return -1;
 	}
 	r->prk = kafka_producer_handle(r->producer);
+	r->consumer = c;
 	r->crk = kafka_consumer_handle(c);
+	kafka_producer_batch_polling(r->producer, true);
 	r->next_refresh = now_mono_ms() + r->o.refresh_ms;
 	r->lag = lag_monitor_start(r, r->crk, r->o.lag_interval_ms, err, errlen);
 	return r->lag ? 0 : -1;
@@ -543,6 +609,11 @@ void relay_detach(struct relay *r)
 		return;
 	lag_monitor_stop(r->lag);
 	r->lag = NULL;
+	for (size_t i = 0; i < r->ntopics; i++) {
+		if (r->topics[i]->rkt)
+			rd_kafka_topic_destroy(r->topics[i]->rkt);
+		r->topics[i]->rkt = NULL;
+	}
 }
 
 void relay_free(struct relay *r)
@@ -556,11 +627,8 @@ void relay_free(struct relay *r)
 		topic_free(r->topics[i]);
 	free(r->parts);
 	free(r->topics);
-	while (r->chunks) {
-		struct inflight_chunk *c = r->chunks;
-		r->chunks = c->next;
-		free(c);
-	}
+	free(r->dirty);
+	ack_pool_free(&r->acks);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }

@@ -1,16 +1,19 @@
 /* The relay: every record read from the source cluster is written to its target topic with
  * key, value, headers and timestamp unchanged, plus an iotpipe-origin header when it has none.
  *
- * Delivery rule: the stream (stream.h) commits source offsets only after the target
- * acknowledged everything produced before the checkpoint; the relay adds its own veto (the
- * stream's flush hook) when a record could not be handed to the producer at all, so a record is
- * never committed without having been relayed.
+ * Delivery rule: a source offset is committed only when the target acknowledged every record
+ * before it. The relay tracks acknowledgements per source partition (acks.h) and gives the
+ * stream (stream.h) those watermarks as commit positions, so checkpoints commit without pausing
+ * to drain the producer; it vetoes every commit (the stream's flush hook) once a record could
+ * not be handed to the producer or was refused by the target, so a record is never committed
+ * without having been relayed.
  *
  * Partitioning: a record goes to the same partition number on the target when the target topic
  * has that partition, else to the producer's partitioner (by key hash; keyless records spread). */
 #ifndef MIRROR_RELAY_RELAY_H
 #define MIRROR_RELAY_RELAY_H
 
+#include "acks.h"
 #include "stream.h"
 
 #include <stdatomic.h>
@@ -34,6 +37,7 @@ struct relay_topic {
 	char *name;		  /* source topic */
 	char *target;		  /* target topic */
 	int32_t target_parts;	  /* 0 until known */
+	rd_kafka_topic_t *rkt;	  /* the target topic's producer handle, once known */
 	bool create_tried;
 	struct metric *records, *bytes, *skipped;
 };
@@ -45,7 +49,12 @@ struct relay_part {
 	int32_t partition;
 	char *origin_prefix; /* "alias/topic/partition/" */
 	size_t origin_prefix_len;
-	/* Written by the main thread, read by the lag monitor. */
+	struct ack_queue acks; /* records in flight */
+	/* Acknowledged since the counters were last published (main thread only). */
+	long unpublished_records;
+	double unpublished_bytes;
+	bool dirty;
+	/* Written by the main thread (one writer), read by the lag monitor. */
 	_Atomic int64_t next_offset; /* next source offset to read; -1 unknown */
 	_Atomic int64_t produced;    /* records handed to the producer in this run */
 	_Atomic int64_t acked;	     /* of which the target acknowledged */
@@ -64,7 +73,8 @@ struct stream_hooks relay_hooks(struct relay *r);
 void relay_on_delivery(void *ctx, const rd_kafka_message_t *m);
 /* Binds the relay to its stream's clients and starts the lag monitor. Returns 0 or -1. */
 int relay_attach(struct relay *r, struct stream *s, char *err, size_t errlen);
-/* Stops the lag monitor; call before closing the stream. NULL is accepted. */
+/* Stops the lag monitor and releases the producer's topic handles; call before closing the
+ * stream, after the last relay_forward. NULL is accepted. */
 void relay_detach(struct relay *r);
 /* Frees everything; after the stream is closed (its producer may report deliveries until then).
  * NULL is accepted. */
@@ -73,9 +83,14 @@ void relay_free(struct relay *r);
 /* Relays one record. Returns 0, or -1 when the relay must stop (reason logged); the record's
  * offset is then never committed. */
 int relay_forward(struct relay *r, const struct stream_msg *m);
-/* Periodic work (target partition counts); cheap when nothing is due. idle: the last poll
- * returned no record. */
-void relay_tick(struct relay *r, bool idle);
+/* Serves the target's delivery reports and publishes what they counted; once per batch. */
+void relay_serve(struct relay *r);
+/* How long the main loop may wait for input: short while records are in flight, so their
+ * acknowledgements (commit positions, lag and latency figures) are not held up. */
+int relay_wait_ms(const struct relay *r);
+/* Periodic work (target partition counts, waking a stalled fetcher); once per batch, cheap
+ * when nothing is due. drained: the last batch emptied the consumer's queue. */
+void relay_tick(struct relay *r, bool drained);
 bool relay_failed(const struct relay *r);
 
 /* A copy of the current partition list for the lag monitor (malloc'd array of borrowed

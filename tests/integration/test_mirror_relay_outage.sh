@@ -26,11 +26,14 @@ for ((r = 0; r < $ROUNDS; r++)); do
 done
 FEED
 
-# While central is away the relay's checkpoint waits for acknowledgements, so it stops reading;
-# what the consumer keeps prefetching is bounded by queued.max.messages.kbytes (16 MB by
-# default). 512 kB here fills early in the outage, so the test sees memory level off.
+# While central is away nothing is acknowledged: the relay keeps reading until its producer
+# queue is full (queue.buffering.max.messages, 50 000 by default), then waits inside the
+# producer, and the consumer's prefetch stops at queued.max.messages.kbytes (8 MB by default).
+# 5000 records and 512 kB here fill early in the outage, so the test sees reading pause and
+# memory level off.
 start_bg relay "$RELAY" -b "$E" -B "$C" -t '^iot\.(clean|aggregates|events)$' -a edge \
-	--metrics-port "$PORT" --lag-interval 1s -X source.queued.max.messages.kbytes=512
+	--metrics-port "$PORT" --lag-interval 1s -X source.queued.max.messages.kbytes=512 \
+	-X target.queue.buffering.max.messages=5000
 RELAY_PID=$BG_PID
 start_bg feed bash "$HARNESS_DIR/feed.sh"
 wait_for "relay is relaying" 60 relay_relayed_over "$M" 1000
