@@ -11,7 +11,7 @@ ARG DEBIAN_SUITE=bookworm
 
 FROM debian:${DEBIAN_SUITE} AS build
 # The -dev packages of the runtime libraries below, and the compiler.
-ARG BUILD_PACKAGES="build-essential pkg-config librdkafka-dev libpaho-mqtt-dev libjansson-dev libpq-dev libmicrohttpd-dev"
+ARG BUILD_PACKAGES="build-essential pkg-config librdkafka-dev libpaho-mqtt-dev libjansson-dev libpq-dev libmicrohttpd-dev zlib1g-dev"
 RUN apt-get update \
 	&& DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${BUILD_PACKAGES} \
 	&& rm -rf /var/lib/apt/lists/*
@@ -23,7 +23,7 @@ RUN make -j"$(nproc)" all \
 FROM debian:${DEBIAN_SUITE}-slim AS runtime
 # The only packages the runtime stage adds. tools/image-check.sh reads this line: keep the list on
 # it. ca-certificates is the trust store for mqtts://, Kafka TLS and PostgreSQL sslmode=verify-*.
-ARG RUNTIME_PACKAGES="ca-certificates libjansson4 libmicrohttpd12 libpaho-mqtt1.3 libpq5 librdkafka1"
+ARG RUNTIME_PACKAGES="ca-certificates libjansson4 libmicrohttpd12 libpaho-mqtt1.3 libpq5 librdkafka1 zlib1g"
 RUN apt-get update \
 	&& DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${RUNTIME_PACKAGES} \
 	&& rm -rf /var/lib/apt/lists/*

@@ -14,7 +14,7 @@
 
 VARIANT ?= release
 CC      ?= cc
-PKGS    := rdkafka jansson libpq libmicrohttpd
+PKGS    := rdkafka jansson libpq libmicrohttpd zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpaho-mqtt3as -lm -lpthread
 

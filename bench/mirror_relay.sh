@@ -29,6 +29,8 @@
 #               header the relay adds. Its CPU per record is the yardstick for the relay's; its
 #               rate is not (it does not wake a stalled fetcher as the relay does).
 #
+# mirror-relay runs twice: its default batch path and --data-path client.
+#
 #   make && bench/mirror_relay.sh                 # 500k records, 3 runs each, 10k/s for 20 s
 #   BENCH_REPEAT=1 BENCH_SECONDS=10 bench/mirror_relay.sh 200000
 #
@@ -113,12 +115,13 @@ run_kcat() {
 	RES+=("kcat $(echo "$RECORDS / ($t1 - $t0)" | bc) $(echo "${c% *} * 1000000 / $RECORDS" |
 		bc -l | xargs printf '%.2f') ${c#* }")
 }
-run_relay() {
-	local port t0= t1= in acked pid deadline cpu rss
+run_relay() { # run_relay NAME [mirror-relay args...]
+	local name=$1 port t0= t1= in acked pid deadline cpu rss
+	shift
 	run=$((run + 1))
 	port=$((30000 + RANDOM % 10000))
 	"$BIN/mirror-relay" -b "$SRC" -B "$TGT" -t bench -T '{topic}.relay' --group "bench-$run" \
-		--metrics-port "$port" 2>"$DIR/relay-$run.log" &
+		--metrics-port "$port" "$@" 2>"$DIR/relay-$run.log" &
 	pid=$!
 	PIDS+=("$pid")
 	deadline=$((SECONDS + 300))
@@ -137,7 +140,7 @@ run_relay() {
 	rss=$(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status")
 	kill "$pid"
 	wait "$pid" || true
-	RES+=("relay $(echo "$RECORDS / ($t1 - $t0)" | bc) $(echo "$cpu * 1000000 / $RECORDS" |
+	RES+=("$name $(echo "$RECORDS / ($t1 - $t0)" | bc) $(echo "$cpu * 1000000 / $RECORDS" |
 		bc -l | xargs printf '%.2f') $rss")
 }
 run_floor() { # run_floor NAME [--origin]: the relay's own source defaults, as the relay runs
@@ -151,7 +154,8 @@ run_floor() { # run_floor NAME [--origin]: the relay's own source defaults, as t
 for ((r = 1; r <= REPEAT; r++)); do
 	log "throughput run $r of $REPEAT"
 	run_kcat
-	run_relay
+	run_relay relay
+	run_relay relay-client --data-path client
 	run_floor floor
 	run_floor floor-origin --origin
 done
@@ -187,7 +191,7 @@ kill "$SRC_PID" "$TGT_PID"
 wait "$SRC_PID" "$TGT_PID" 2>/dev/null || true
 start_mock lat-source lat
 SRC=$MOCK_BOOTSTRAP
-start_mock lat-target lat.relay lat.kcat
+start_mock lat-target lat.relay lat.relay-client lat.kcat
 TGT=$MOCK_BOOTSTRAP
 LAT=()
 latency() { # latency NAME TARGET_TOPIC
@@ -200,19 +204,25 @@ latency() { # latency NAME TARGET_TOPIC
 	LAT+=("$1 $(added "$DIR/src-$1.txt" "$DIR/tgt-$1.txt")")
 }
 
-port=$((30000 + RANDOM % 10000))
-"$BIN/mirror-relay" -b "$SRC" -B "$TGT" -t lat -T '{topic}.relay' --group bench-lat \
-	--metrics-port "$port" -X source.fetch.wait.max.ms=5 2>"$DIR/relay-lat.log" &
-RELAY_PID=$!
-PIDS+=("$RELAY_PID")
-for _ in $(seq 150); do
-	[ "$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null |
-		grep -c '^iotpipe_relay_lag_records{')" = 16 ] && break
-	sleep 0.2
-done
-latency relay lat.relay
-kill "$RELAY_PID"
-wait "$RELAY_PID" || true
+latency_relay() { # latency_relay NAME [mirror-relay args...]
+	local name=$1 port pid
+	shift
+	port=$((30000 + RANDOM % 10000))
+	"$BIN/mirror-relay" -b "$SRC" -B "$TGT" -t lat -T "{topic}.$name" --group "bench-lat-$name" \
+		--metrics-port "$port" -X source.fetch.wait.max.ms=5 "$@" 2>"$DIR/$name-lat.log" &
+	pid=$!
+	PIDS+=("$pid")
+	for _ in $(seq 150); do
+		[ "$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null |
+			grep -c '^iotpipe_relay_lag_records{')" = 16 ] && break
+		sleep 0.2
+	done
+	latency "$name" "lat.$name"
+	kill "$pid"
+	wait "$pid" || true
+}
+latency_relay relay
+latency_relay relay-client --data-path client
 
 kcat -C -b "$SRC" -t lat -o end -q -K '\t' -X fetch.wait.max.ms=5 2>>"$DIR/kcat.log" |
 	kcat -P -b "$TGT" -t lat.kcat -K '\t' 2>>"$DIR/kcat.log" &
@@ -241,7 +251,8 @@ echo
 echo "| pipeline | records/s, best run | CPU µs/record, best run | peak RSS | added latency p50 / p99 / max |"
 echo "|---|---|---|---|---|"
 row kcat '`kcat -C | kcat -P` (keys and values only)' kcat
-row relay 'mirror-relay (headers, timestamps, origin, commits after acks)' relay
+row relay 'mirror-relay, batch path (headers, timestamps, origin, commits after acks)' relay
+row relay-client 'mirror-relay --data-path client (the same through librdkafka)' relay-client
 row floor-origin 'librdkafka floor with the origin header (bench/relay_floor.c --origin)' none
 row floor 'librdkafka floor, records as they are (bench/relay_floor.c)' none
 echo

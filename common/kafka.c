@@ -224,9 +224,10 @@ void kafka_producer_free(struct kafka_producer *p)
 	if (!p)
 		return;
 	if (p->rk) {
-		int left = rd_kafka_outq_len(p->rk);
+		/* Records only: the client's own queue also counts metadata and admin requests. */
+		long left = kafka_producer_inflight(p);
 		if (left > 0)
-			log_warn("closing the producer with %d records not acknowledged", left);
+			log_warn("closing the producer with %ld records not acknowledged", left);
 		rd_kafka_destroy(p->rk);
 	}
 	free(p);
@@ -399,6 +400,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		if (c->hooks.on_assign)
 			c->hooks.on_assign(c->hooks.ctx, parts);
 		rd_kafka_assign(rk, parts);
+		if (c->hooks.assign_paused)
+			rd_kafka_pause_partitions(rk, parts);
 	} else {
 		if (c->hooks.on_revoke)
 			c->hooks.on_revoke(c->hooks.ctx, parts);

@@ -87,6 +87,9 @@ struct kafka_consumer_hooks {
 	void (*on_assign)(void *ctx, const rd_kafka_topic_partition_list_t *parts);
 	/* Before partitions are taken away: the last chance to commit them. */
 	void (*on_revoke)(void *ctx, const rd_kafka_topic_partition_list_t *parts);
+	/* The caller fetches the records itself (mirror-relay's batch path): assigned partitions
+	 * are paused at once, so the client only keeps the group membership and the offsets. */
+	bool assign_paused;
 };
 
 /* topics: comma-separated names; an entry starting with ^ is a regex (new matching topics are

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(
   build-essential pkg-config clang libclang-rt-14-dev
-  librdkafka-dev libpaho-mqtt-dev libjansson-dev libpq-dev libmicrohttpd-dev libcmocka-dev
+  librdkafka-dev libpaho-mqtt-dev libjansson-dev libpq-dev libmicrohttpd-dev libcmocka-dev zlib1g-dev
   mosquitto mosquitto-clients kcat postgresql postgresql-client curl openssl procps psmisc jq perl
   valgrind python3 python3-paho-mqtt python3-confluent-kafka unzip
 )

@@ -5,6 +5,7 @@
  *   mirror-relay -b edge:9092 -B central:9092 -t '^iot\.(clean|aggregates|events)$' \
  *                --source-alias factory1 --target-topic '{source}.{topic}'
  */
+#include "batches.h"
 #include "config.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -22,6 +23,7 @@ struct relay_cli {
 	const char *alias;
 	const char *skip;
 	const char *group;
+	const char *path;
 	bool no_create;
 	long long replication;
 	long long refresh_ms;
@@ -61,6 +63,10 @@ static struct opt table[] = {
 	 3600000},
 	{"group", 'g', OPT_STRING, &cli.group, "mirror-relay", "ID",
 	 "consumer group on the source cluster"},
+	{"data-path", 0, OPT_STRING, &cli.path, "batches", "batches|client",
+	 "batches: move record batches over the relay's own connections (plaintext clusters, "
+	 "uncompressed or gzip records; otherwise it switches to client by itself); client: "
+	 "every record through librdkafka's consumer and producer"},
 	{"metrics-port", 0, OPT_INT, &cli.metrics_port, "0", "PORT",
 	 "serve /metrics, /healthz and /readyz on this port (0: off)", 0, 0, 65535},
 	{"checkpoint-ms", 0, OPT_DURATION, &cli.checkpoint_ms, "1s", NULL,
@@ -120,6 +126,8 @@ static void options_check(struct relay_opts *ro)
 		ro->skip_foreign = false;
 	else
 		config_die("--skip-relayed '%s': expected auto, yes or no", cli.skip);
+	if (strcmp(cli.path, "batches") != 0 && strcmp(cli.path, "client") != 0)
+		config_die("--data-path '%s': expected batches or client", cli.path);
 	if (!renames && strcmp(cli.source, cli.target) == 0)
 		config_die("source and target are the same cluster and topics keep their names: "
 			   "every record would be relayed again forever");
@@ -159,6 +167,26 @@ int main(int argc, char **argv)
 	struct relay *r = relay_new(&ro, err, sizeof(err));
 	if (!r)
 		goto fail;
+	log_info("relaying %s from %s (as %s) to %s as %s%s", cli.topics, cli.source, cli.alias,
+		 cli.target, cli.tmpl, ro.skip_foreign ? ", skipping relayed records" : "");
+	if (strcmp(cli.path, "batches") == 0) {
+		const struct batches_config bc = {
+			.source = cli.source,
+			.target = cli.target,
+			.group = cli.group,
+			.topics = cli.topics,
+			.source_defaults = source_defaults,
+			.target_defaults = target_defaults,
+			.checkpoint_ms = cli.checkpoint_ms,
+			.checkpoint_records = cli.checkpoint_records,
+		};
+		int status = batches_run(r, &bc);
+		if (status != BATCHES_FALLBACK) {
+			status |= service_stop(NULL);
+			relay_free(r);
+			return status;
+		}
+	}
 	struct stream_hooks hooks = relay_hooks(r);
 	struct stream_config cfg = {
 		.brokers = cli.source,
@@ -181,8 +209,6 @@ int main(int argc, char **argv)
 	s = stream_new(&cfg, &hooks, err, sizeof(err));
 	if (!s || relay_attach(r, s, err, sizeof(err)) < 0)
 		goto fail;
-	log_info("relaying %s from %s (as %s) to %s as %s%s", cli.topics, cli.source, cli.alias,
-		 cli.target, cli.tmpl, ro.skip_foreign ? ", skipping relayed records" : "");
 
 	while (lifecycle_running()) {
 		int n = stream_poll_batch(s, batch, BATCH, relay_wait_ms(r));

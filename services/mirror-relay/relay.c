@@ -1,5 +1,5 @@
 /* Relaying records from the source cluster to the target (see relay.h). */
-#include "relay.h"
+#include "relay_int.h"
 
 #include "lag.h"
 #include "lifecycle.h"
@@ -35,34 +35,7 @@
 #define SET(a, v) atomic_store_explicit(&(a), (v), memory_order_relaxed)
 #define GET(a) atomic_load_explicit(&(a), memory_order_relaxed)
 
-struct relay {
-	struct relay_opts o;
-	/* The delivery report does not say which source record it was for (a cluster may even
-	 * report its own append time instead of the record's timestamp): each record carries a
-	 * slot of its partition's ack queue as opaque. */
-	struct ack_pool acks;
-	struct kafka_producer *producer;
-	rd_kafka_t *prk; /* target producer */
-	struct kafka_consumer *consumer;
-	rd_kafka_t *crk; /* source consumer */
-	struct lag_monitor *lag;
-	/* The monitor thread reads the partition list; the main thread alone adds to it. */
-	pthread_mutex_t lock;
-	struct relay_part **parts;
-	size_t nparts;
-	struct relay_topic **topics;
-	size_t ntopics;
-	struct relay_part *last; /* records arrive in runs of one partition */
-	/* Parts whose acknowledged counts wait to be published. */
-	struct relay_part **dirty;
-	size_t ndirty;
-	int64_t served_at; /* wall clock while relay_serve serves reports, else 0 */
-	bool failed;
-	int64_t next_refresh;
-	int64_t woke_at; /* last wake_fetcher poke */
-	int64_t malformed_warned;
-	struct metric *m_latency, *m_local_fixed, *m_malformed;
-};
+
 
 struct relay *relay_new(const struct relay_opts *o, char *err, size_t errlen)
 {
@@ -92,7 +65,7 @@ bool relay_failed(const struct relay *r)
 	return r->failed;
 }
 
-static void fail(struct relay *r)
+void relay_fail(struct relay *r)
 {
 	r->failed = true;
 	lifecycle_request_stop();
@@ -169,7 +142,7 @@ static struct relay_part *part_find(struct relay *r, const char *topic, int32_t 
 	return NULL;
 }
 
-static struct relay_part *part_get(struct relay *r, const char *topic, int32_t partition)
+struct relay_part *relay_part_get(struct relay *r, const char *topic, int32_t partition)
 {
 	struct relay_part *p = part_find(r, topic, partition);
 	if (p)
@@ -232,6 +205,11 @@ size_t relay_parts_snapshot(struct relay *r, struct relay_part ***out)
 
 void relay_producer_stats(struct relay *r, long *queued, long *retries)
 {
+	if (r->batch_path) {
+		*queued = atomic_load(&r->batch_inflight);
+		*retries = atomic_load(&r->batch_retries);
+		return;
+	}
 	*queued = r->producer ? kafka_producer_inflight(r->producer) : 0;
 	*retries = r->producer ? kafka_producer_retries_total(r->producer) : 0;
 }
@@ -241,7 +219,7 @@ void relay_producer_stats(struct relay *r, long *queued, long *retries)
 /* Learns the target topic's partition count, creating the topic first when it is missing.
  * Waits while the target does not answer (a relay cannot place records it knows nothing
  * about), serving delivery reports meanwhile. Returns 0, or -1 on stop or permanent failure. */
-static int target_prepare(struct relay *r, struct relay_topic *t)
+int relay_target_prepare(struct relay *r, struct relay_topic *t)
 {
 	char err[512];
 	int64_t since = now_mono_ms(), warned = since;
@@ -270,7 +248,7 @@ static int target_prepare(struct relay *r, struct relay_topic *t)
 				log_error("target %s (create it, or allow automatic topic "
 					  "creation on the target)",
 					  err);
-				fail(r);
+				relay_fail(r);
 				return -1;
 			}
 		}
@@ -359,6 +337,43 @@ static size_t put_i64(char *out, int64_t v)
 	return len;
 }
 
+enum relay_origin_act relay_origin(struct relay *r, struct relay_part *p, const void *val,
+				   size_t vlen, bool has, int64_t offset, char *text, size_t *len)
+{
+	struct origin o;
+	enum origin_kind kind =
+		origin_hdr_classify(has ? (val ? val : "") : NULL, vlen, r->o.alias, &o);
+	switch (kind) {
+	case ORIGIN_FOREIGN:
+		return r->o.skip_foreign ? RELAY_ORIGIN_SKIP : RELAY_ORIGIN_KEEP;
+	case ORIGIN_OWN:
+		return RELAY_ORIGIN_KEEP;
+	case ORIGIN_LOCAL:
+		snprintf(o.cluster, sizeof(o.cluster), "%s", r->o.alias);
+		origin_format(&o, text, RELAY_ORIGIN_MAX);
+		*len = strlen(text);
+		metric_add(r->m_local_fixed, 1);
+		return RELAY_ORIGIN_REPLACE;
+	case ORIGIN_MALFORMED: {
+		metric_add(r->m_malformed, 1);
+		int64_t now = now_mono_ms();
+		if (now - r->malformed_warned >= 10000) {
+			log_warn("%s [%d] offset %lld: malformed %s header replaced by the record's "
+				 "own position (further cases counted in "
+				 "iotpipe_relay_origins_malformed_total)",
+				 p->t->name, (int)p->partition, (long long)offset, ORIGIN_HEADER);
+			r->malformed_warned = now;
+		}
+	}
+		/* fall through */
+	case ORIGIN_ABSENT:
+		memcpy(text, p->origin_prefix, p->origin_prefix_len);
+		*len = p->origin_prefix_len + put_i64(text + p->origin_prefix_len, offset);
+		return kind == ORIGIN_ABSENT ? RELAY_ORIGIN_ADD : RELAY_ORIGIN_REPLACE;
+	}
+	return RELAY_ORIGIN_KEEP;
+}
+
 /* The headers the record leaves with, or NULL (record skipped, or out of memory: *skip says).
  * The consumed message's own header list is taken over rather than copied: the message is
  * the stream's only until its next poll, and nothing reads its headers after this. */
@@ -373,10 +388,10 @@ static rd_kafka_headers_t *headers_for(struct relay *r, struct relay_part *p,
 		h = NULL;
 	bool has = h && rd_kafka_header_get_last(h, ORIGIN_HEADER, &ov, &olen) ==
 				RD_KAFKA_RESP_ERR_NO_ERROR;
-	struct origin o;
-	enum origin_kind kind = origin_hdr_classify(has ? (ov ? ov : "") : NULL, olen, r->o.alias,
-						    &o);
-	if (kind == ORIGIN_FOREIGN && r->o.skip_foreign) {
+	char text[RELAY_ORIGIN_MAX];
+	size_t len = 0;
+	enum relay_origin_act act = relay_origin(r, p, ov, olen, has, m->offset, text, &len);
+	if (act == RELAY_ORIGIN_SKIP) {
 		*skip = true;
 		return NULL;
 	}
@@ -386,47 +401,18 @@ static rd_kafka_headers_t *headers_for(struct relay *r, struct relay_part *p,
 		h = rd_kafka_headers_new(1);
 	if (!h)
 		return NULL;
-	char text[NAMING_ALIAS_MAX + NAMING_TOPIC_MAX + 64];
-	size_t len;
-	switch (kind) {
-	case ORIGIN_ABSENT:
-	case ORIGIN_MALFORMED:
-		if (kind == ORIGIN_MALFORMED) {
-			metric_add(r->m_malformed, 1);
-			int64_t now = now_mono_ms();
-			if (now - r->malformed_warned >= 10000) {
-				log_warn("%s [%d] offset %lld: malformed %s header replaced by the "
-					 "record's own position (further cases counted in "
-					 "iotpipe_relay_origins_malformed_total)",
-					 m->topic, (int)m->partition, (long long)m->offset,
-					 ORIGIN_HEADER);
-				r->malformed_warned = now;
-			}
-			rd_kafka_header_remove(h, ORIGIN_HEADER);
-		}
-		memcpy(text, p->origin_prefix, p->origin_prefix_len);
-		len = p->origin_prefix_len + put_i64(text + p->origin_prefix_len, m->offset);
-		rd_kafka_header_add(h, ORIGIN_HEADER, -1, text, (ssize_t)len);
-		break;
-	case ORIGIN_LOCAL:
-		snprintf(o.cluster, sizeof(o.cluster), "%s", r->o.alias);
-		origin_format(&o, text, sizeof(text));
+	if (act == RELAY_ORIGIN_REPLACE)
 		rd_kafka_header_remove(h, ORIGIN_HEADER);
-		rd_kafka_header_add(h, ORIGIN_HEADER, -1, text, -1);
-		metric_add(r->m_local_fixed, 1);
-		break;
-	case ORIGIN_OWN:
-	case ORIGIN_FOREIGN:
-		break;
-	}
+	if (act != RELAY_ORIGIN_KEEP)
+		rd_kafka_header_add(h, ORIGIN_HEADER, -1, text, (ssize_t)len);
 	return h;
 }
 
 int relay_forward(struct relay *r, const struct stream_msg *m)
 {
-	struct relay_part *p = part_get(r, m->topic, m->partition);
+	struct relay_part *p = relay_part_get(r, m->topic, m->partition);
 	if (!p) {
-		fail(r);
+		relay_fail(r);
 		return -1;
 	}
 	SET(p->next_offset, m->offset + 1);
@@ -439,10 +425,10 @@ int relay_forward(struct relay *r, const struct stream_msg *m)
 		return 0;
 	}
 	/* Only now: a topic whose records are all skipped gets no target topic. */
-	if (h && !p->t->target_parts && target_prepare(r, p->t) < 0) {
+	if (h && !p->t->target_parts && relay_target_prepare(r, p->t) < 0) {
 		/* Stopping before the target could be described: the record was not relayed. */
 		rd_kafka_headers_destroy(h);
-		fail(r);
+		relay_fail(r);
 		return -1;
 	}
 	struct ack_slot *slot = h ? ack_push(&p->acks, m->offset, m->timestamp) : NULL;
@@ -451,7 +437,7 @@ int relay_forward(struct relay *r, const struct stream_msg *m)
 			  (long long)m->offset);
 		if (h)
 			rd_kafka_headers_destroy(h);
-		fail(r);
+		relay_fail(r);
 		return -1;
 	}
 	int32_t part = m->partition < p->t->target_parts ? m->partition : RD_KAFKA_PARTITION_UA;
@@ -468,7 +454,7 @@ int relay_forward(struct relay *r, const struct stream_msg *m)
 		ack_unpush(&p->acks);
 		log_error("%s [%d] offset %lld: %s", m->topic, (int)m->partition,
 			  (long long)m->offset, err);
-		fail(r);
+		relay_fail(r);
 		return -1;
 	}
 	return 0;
@@ -476,7 +462,7 @@ int relay_forward(struct relay *r, const struct stream_msg *m)
 
 /* Adds what delivery reports counted to the per-topic counters: per batch of reports, not per
  * record. */
-static void publish(struct relay *r)
+void relay_publish(struct relay *r)
 {
 	for (size_t i = 0; i < r->ndirty; i++) {
 		struct relay_part *p = r->dirty[i];
@@ -494,7 +480,7 @@ void relay_serve(struct relay *r)
 	r->served_at = now_wall_ms();
 	kafka_producer_poll(r->producer, 0);
 	r->served_at = 0;
-	publish(r);
+	relay_publish(r);
 }
 
 int relay_wait_ms(const struct relay *r)
@@ -512,26 +498,36 @@ void relay_on_delivery(void *ctx, const rd_kafka_message_t *m)
 	if (m->err) {
 		/* Logged and counted by the producer. The slot stays unacknowledged, so no
 		 * commit passes this record, and the relay stops: a restart reads it again. */
-		fail(r);
+		relay_fail(r);
 		return;
 	}
 	struct relay_part *p = (struct relay_part *)(void *)((char *)slot->q -
 							    offsetof(struct relay_part, acks));
 	int64_t ts = slot->ts;
 	ack_done(slot);
-	BUMP(p->acked, 1);
-	if (ts > GET(p->acked_ts))
-		SET(p->acked_ts, ts);
-	p->unpublished_records++;
-	p->unpublished_bytes += (double)(m->len + m->key_len);
+	relay_count_acked(r, p, 1, (double)(m->len + m->key_len), ts);
+	if (ts > 0)
+		relay_observe_latency(r, ts, r->served_at ? r->served_at : now_wall_ms());
+}
+
+void relay_count_acked(struct relay *r, struct relay_part *p, long n, double bytes,
+		       int64_t max_ts)
+{
+	BUMP(p->acked, n);
+	if (max_ts > GET(p->acked_ts))
+		SET(p->acked_ts, max_ts);
+	p->unpublished_records += n;
+	p->unpublished_bytes += bytes;
 	if (!p->dirty) {
 		p->dirty = true;
 		r->dirty[r->ndirty++] = p;
 	}
-	if (ts > 0) {
-		int64_t age = (r->served_at ? r->served_at : now_wall_ms()) - ts;
-		metric_observe(r->m_latency, age > 0 ? (double)age / 1000.0 : 0.0);
-	}
+}
+
+void relay_observe_latency(struct relay *r, int64_t ts, int64_t now)
+{
+	int64_t age = now - ts;
+	metric_observe(r->m_latency, age > 0 ? (double)age / 1000.0 : 0.0);
 }
 
 /* ---- stream hooks ---- */
@@ -541,7 +537,7 @@ static void on_assign(void *ctx, const char *topic, int32_t partition, int64_t c
 {
 	(void)metadata;
 	struct relay *r = ctx;
-	struct relay_part *p = part_get(r, topic, partition);
+	struct relay_part *p = relay_part_get(r, topic, partition);
 	if (!p)
 		return;
 	SET(p->next_offset, committed >= 0 ? committed : -1);
@@ -563,7 +559,7 @@ static void on_revoke(void *ctx, const char *topic, int32_t partition)
 static int on_flush(void *ctx)
 {
 	struct relay *r = ctx;
-	publish(r); /* reports served while the checkpoint waited */
+	relay_publish(r); /* reports served while the checkpoint waited */
 	return r->failed ? -1 : 0;
 }
 
@@ -588,16 +584,23 @@ struct stream_hooks relay_hooks(struct relay *r)
 
 int relay_attach(struct relay *r, struct stream *s, char *err, size_t errlen)
 {
-	r->producer = stream_producer(s);
-	struct kafka_consumer *c = stream_consumer(s);
-	if (!r->producer || !c) {
+	if (relay_attach_clients(r, stream_consumer(s), stream_producer(s), err, errlen) < 0)
+		return -1;
+	kafka_producer_batch_polling(r->producer, true);
+	return 0;
+}
+
+int relay_attach_clients(struct relay *r, struct kafka_consumer *c, struct kafka_producer *p,
+			 char *err, size_t errlen)
+{
+	if (!c || !p) {
 		snprintf(err, errlen, "the relay needs Kafka on both sides");
 		return -1;
 	}
-	r->prk = kafka_producer_handle(r->producer);
+	r->producer = p;
+	r->prk = kafka_producer_handle(p);
 	r->consumer = c;
 	r->crk = kafka_consumer_handle(c);
-	kafka_producer_batch_polling(r->producer, true);
 	r->next_refresh = now_mono_ms() + r->o.refresh_ms;
 	r->lag = lag_monitor_start(r, r->crk, r->o.lag_interval_ms, err, errlen);
 	return r->lag ? 0 : -1;

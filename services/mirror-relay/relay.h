@@ -40,6 +40,7 @@ struct relay_topic {
 	rd_kafka_topic_t *rkt;	  /* the target topic's producer handle, once known */
 	bool create_tried;
 	struct metric *records, *bytes, *skipped;
+	struct metric *records_in; /* batch path: records read (the stream counts them otherwise) */
 };
 
 /* One source partition. Owned by the relay and never freed before relay_free, because delivery

@@ -3,6 +3,8 @@
 # relay b->a sends b's to a as "b.<topic>". Both subscribe with a regex that also matches the
 # mirrored topics, so only the origin header keeps records from going round: each record
 # arrives once on the other site, and no "a.b.<topic>" or "b.a.<topic>" ever appears.
+# Relay a->b moves records through the Kafka client (--data-path client), relay b->a as record
+# batches (the default): each reads what the other wrote.
 . "$(dirname "$0")/../lib/harness.sh"
 . "$(dirname "$0")/test_mirror_relay_verify.sh"
 harness_init mirror_relay_loop
@@ -20,7 +22,8 @@ PB=$(free_port) || exit 1
 
 relay_flags=(-t '^(.*\.)?iot\.(clean|events)$' -T '{source}.{topic}' --lag-interval 1s
 	-X source.topic.metadata.refresh.interval.ms=1000)
-start_bg relay_ab "$RELAY" -b "$A" -B "$B" -a a --metrics-port "$PA" "${relay_flags[@]}"
+start_bg relay_ab "$RELAY" -b "$A" -B "$B" -a a --metrics-port "$PA" "${relay_flags[@]}" \
+	--data-path client
 start_bg relay_ba "$RELAY" -b "$B" -B "$A" -a b --metrics-port "$PB" "${relay_flags[@]}"
 
 feed() { # BROKERS SITE: 5000 records on each local topic, some with headers
