@@ -47,18 +47,6 @@ static const char *const type_names[] = {"null",  "boolean", "int",	"long",	 "fl
 					 "double", "bytes",  "string", "record", "enum",
 					 "array", "map",	"union",  "fixed"};
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- CRC-64-AVRO ---- */
 
 #define CRC64_EMPTY 0xc15d213aa4d7a795ULL
@@ -194,7 +182,7 @@ static struct avro_schema *parse_named_head(struct parse_ctx *c, struct avro_sch
 	const char *name = json_string_value(json_object_get(j, "name"));
 	const char *own_ns = json_string_value(json_object_get(j, "namespace"));
 	if (!name) {
-		seterr(c->err, c->errlen, "%s schema without a name", type_names[s->type]);
+		errf(c->err, c->errlen, "%s schema without a name", type_names[s->type]);
 		return NULL;
 	}
 	const char *use_ns = own_ns ? own_ns : ns;
@@ -203,13 +191,13 @@ static struct avro_schema *parse_named_head(struct parse_ctx *c, struct avro_sch
 		return NULL;
 	const char *last = strrchr(s->name, '.');
 	if (!valid_name(last ? last + 1 : s->name)) {
-		seterr(c->err, c->errlen, "invalid name '%s'", name);
+		errf(c->err, c->errlen, "invalid name '%s'", name);
 		return NULL;
 	}
 	for (size_t i = 0; i <= c->root->nnodes; i++) {
 		struct avro_schema *o = i < c->root->nnodes ? c->root->nodes[i] : c->root;
 		if (o != s && o->name && strcmp(o->name, s->name) == 0) {
-			seterr(c->err, c->errlen, "name '%s' defined twice", s->name);
+			errf(c->err, c->errlen, "name '%s' defined twice", s->name);
 			return NULL;
 		}
 	}
@@ -225,7 +213,7 @@ static struct avro_schema *parse_record(struct parse_ctx *c, struct avro_schema 
 		goto fail;
 	const json_t *fields = json_object_get(j, "fields");
 	if (!json_is_array(fields)) {
-		seterr(c->err, c->errlen, "record %s: fields must be an array", s->name);
+		errf(c->err, c->errlen, "record %s: fields must be an array", s->name);
 		goto fail;
 	}
 	s->nfields = 0;
@@ -239,13 +227,13 @@ static struct avro_schema *parse_record(struct parse_ctx *c, struct avro_schema 
 		const char *fname = json_string_value(json_object_get(f, "name"));
 		const json_t *ftype = json_object_get(f, "type");
 		if (!fname || !valid_name(fname) || !ftype) {
-			seterr(c->err, c->errlen, "record %s: field %zu needs a valid name and a type",
+			errf(c->err, c->errlen, "record %s: field %zu needs a valid name and a type",
 			       s->name, i);
 			goto fail;
 		}
 		for (size_t k = 0; k < s->nfields; k++)
 			if (strcmp(s->fields[k].name, fname) == 0) {
-				seterr(c->err, c->errlen, "record %s: field '%s' defined twice",
+				errf(c->err, c->errlen, "record %s: field '%s' defined twice",
 				       s->name, fname);
 				goto fail;
 			}
@@ -268,7 +256,7 @@ static struct avro_schema *parse_node(struct parse_ctx *c, struct avro_schema *i
 				      const json_t *j, const char *ns, int depth)
 {
 	if (depth > AVRO_MAX_DEPTH) {
-		seterr(c->err, c->errlen, "schema nested too deeply");
+		errf(c->err, c->errlen, "schema nested too deeply");
 		return NULL;
 	}
 	if (json_is_string(j)) {
@@ -282,7 +270,7 @@ static struct avro_schema *parse_node(struct parse_ctx *c, struct avro_schema *i
 		}
 		struct avro_schema *named = find_named(c, name, ns);
 		if (!named)
-			seterr(c->err, c->errlen, "unknown type '%s'", name);
+			errf(c->err, c->errlen, "unknown type '%s'", name);
 		return named;
 	}
 	if (json_is_array(j)) {
@@ -292,7 +280,7 @@ static struct avro_schema *parse_node(struct parse_ctx *c, struct avro_schema *i
 		s->type = AVRO_UNION;
 		size_t n = json_array_size(j);
 		if (n == 0) {
-			seterr(c->err, c->errlen, "empty union");
+			errf(c->err, c->errlen, "empty union");
 			return NULL;
 		}
 		if (!(s->branches = calloc(n, sizeof(*s->branches))))
@@ -302,12 +290,12 @@ static struct avro_schema *parse_node(struct parse_ctx *c, struct avro_schema *i
 			if (!b)
 				return NULL;
 			if (b->type == AVRO_UNION) {
-				seterr(c->err, c->errlen, "union directly inside a union");
+				errf(c->err, c->errlen, "union directly inside a union");
 				return NULL;
 			}
 			for (size_t k = 0; k < s->nbranches; k++)
 				if (s->branches[k]->type == b->type && !b->name) {
-					seterr(c->err, c->errlen, "union has two '%s' branches",
+					errf(c->err, c->errlen, "union has two '%s' branches",
 					       type_names[b->type]);
 					return NULL;
 				}
@@ -316,7 +304,7 @@ static struct avro_schema *parse_node(struct parse_ctx *c, struct avro_schema *i
 		return s;
 	}
 	if (!json_is_object(j)) {
-		seterr(c->err, c->errlen, "a schema must be a string, an array or an object");
+		errf(c->err, c->errlen, "a schema must be a string, an array or an object");
 		return NULL;
 	}
 	const char *tname = json_string_value(json_object_get(j, "type"));
@@ -324,7 +312,7 @@ static struct avro_schema *parse_node(struct parse_ctx *c, struct avro_schema *i
 		const json_t *inner = json_object_get(j, "type");
 		if (inner && (json_is_object(inner) || json_is_array(inner)))
 			return parse_node(c, into, inner, ns, depth + 1);
-		seterr(c->err, c->errlen, "schema object without a type");
+		errf(c->err, c->errlen, "schema object without a type");
 		return NULL;
 	}
 	int t = primitive_type(tname);
@@ -345,7 +333,7 @@ static struct avro_schema *parse_node(struct parse_ctx *c, struct avro_schema *i
 		/* {"type": "SomeNamedType"} refers to a defined name. */
 		struct avro_schema *named = find_named(c, tname, ns);
 		if (!named)
-			seterr(c->err, c->errlen, "unknown type '%s'", tname);
+			errf(c->err, c->errlen, "unknown type '%s'", tname);
 		return named;
 	}
 	struct avro_schema *s = into ? into : node_new(c, type);
@@ -365,7 +353,7 @@ static struct avro_schema *parse_node(struct parse_ctx *c, struct avro_schema *i
 		free(inner_ns);
 		const json_t *syms = json_object_get(j, "symbols");
 		if (!json_is_array(syms) || json_array_size(syms) == 0) {
-			seterr(c->err, c->errlen, "enum %s: symbols must be a non-empty array",
+			errf(c->err, c->errlen, "enum %s: symbols must be a non-empty array",
 			       s->name);
 			return NULL;
 		}
@@ -377,7 +365,7 @@ static struct avro_schema *parse_node(struct parse_ctx *c, struct avro_schema *i
 		{
 			const char *v = json_string_value(sym);
 			if (!valid_name(v)) {
-				seterr(c->err, c->errlen, "enum %s: invalid symbol", s->name);
+				errf(c->err, c->errlen, "enum %s: invalid symbol", s->name);
 				return NULL;
 			}
 			if (!(s->symbols[s->nsymbols++] = strdup(v)))
@@ -392,7 +380,7 @@ static struct avro_schema *parse_node(struct parse_ctx *c, struct avro_schema *i
 		const json_t *size = json_object_get(j, "size");
 		if (!json_is_integer(size) || json_integer_value(size) < 0 ||
 		    json_integer_value(size) > (1 << 20)) {
-			seterr(c->err, c->errlen, "fixed %s: size must be an integer in [0, 1Mi]",
+			errf(c->err, c->errlen, "fixed %s: size must be an integer in [0, 1Mi]",
 			       s->name);
 			return NULL;
 		}
@@ -403,7 +391,7 @@ static struct avro_schema *parse_node(struct parse_ctx *c, struct avro_schema *i
 	case AVRO_MAP: {
 		const json_t *it = json_object_get(j, type == AVRO_ARRAY ? "items" : "values");
 		if (!it) {
-			seterr(c->err, c->errlen, "%s without %s", tname,
+			errf(c->err, c->errlen, "%s without %s", tname,
 			       type == AVRO_ARRAY ? "items" : "values");
 			return NULL;
 		}
@@ -489,7 +477,7 @@ struct avro_schema *avro_schema_parse(const char *json_text, char *err, size_t e
 	json_error_t jerr;
 	json_t *j = json_loads(json_text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
 	if (!j) {
-		seterr(err, errlen, "schema JSON: %s at line %d column %d", jerr.text, jerr.line,
+		errf(err, errlen, "schema JSON: %s at line %d column %d", jerr.text, jerr.line,
 		       jerr.column);
 		return NULL;
 	}
@@ -498,20 +486,20 @@ struct avro_schema *avro_schema_parse(const char *json_text, char *err, size_t e
 	const struct avro_schema **seen = NULL;
 	size_t nseen = 0;
 	if (!root) {
-		seterr(err, errlen, "out of memory");
+		errf(err, errlen, "out of memory");
 		goto fail;
 	}
 	struct parse_ctx c = {root, err, errlen};
-	seterr(err, errlen, "out of memory");
+	errf(err, errlen, "out of memory");
 	/* A bare reference cannot be a root: parse into the root node itself. */
 	struct avro_schema *got = parse_node(&c, root, j, "", 0);
 	if (got != root) {
 		if (got)
-			seterr(err, errlen, "schema root must define a type");
+			errf(err, errlen, "schema root must define a type");
 		goto fail;
 	}
 	if (canon(root, &b, &seen, &nseen) < 0 || buf_terminate(&b) < 0) {
-		seterr(err, errlen, "out of memory");
+		errf(err, errlen, "out of memory");
 		goto fail;
 	}
 	root->canonical = (char *)b.data;
@@ -654,7 +642,7 @@ static int enc_fail(struct enc_ctx *c, const char *what)
 {
 	char where[256];
 	path_format(&c->path, where, sizeof(where));
-	seterr(c->err, c->errlen, "%s: %s", where, what);
+	errf(c->err, c->errlen, "%s: %s", where, what);
 	return -1;
 }
 
@@ -836,7 +824,7 @@ int avro_encode(const struct avro_schema *s, const json_t *value, struct buf *ou
 		err[0] = 0;
 	if (enc(&c, s, value, 0) < 0) {
 		if (c.err && !c.err[0])
-			seterr(err, errlen, "out of memory");
+			errf(err, errlen, "out of memory");
 		out->len = start;
 		return -1;
 	}
@@ -866,7 +854,7 @@ static int dec_fail(struct dec_ctx *c, const char *fmt, ...)
 	va_end(ap);
 	char where[256];
 	path_format(&c->path, where, sizeof(where));
-	seterr(c->err, c->errlen, "%s: %s at byte %td", where, what,
+	errf(c->err, c->errlen, "%s: %s at byte %td", where, what,
 	       c->p - c->start);
 	return -1;
 }
@@ -1216,12 +1204,12 @@ int avro_schema_compatible(const struct avro_schema *w, const struct avro_schema
 		for (size_t i = 0; i < r->nbranches; i++)
 			if (resolvable(w, r->branches[i]))
 				return avro_schema_compatible(w, r->branches[i], err, errlen);
-		seterr(err, errlen, "%s matches no branch of the reader's union",
+		errf(err, errlen, "%s matches no branch of the reader's union",
 		       avro_schema_name(w));
 		return -1;
 	}
 	if (!resolvable(w, r)) {
-		seterr(err, errlen, "%s cannot be read as %s", avro_schema_name(w),
+		errf(err, errlen, "%s cannot be read as %s", avro_schema_name(w),
 		       avro_schema_name(r));
 		return -1;
 	}
@@ -1232,7 +1220,7 @@ int avro_schema_compatible(const struct avro_schema *w, const struct avro_schema
 				if (strcmp(w->fields[i].name, r->fields[k].name) == 0)
 					wf = &w->fields[i];
 			if (!wf && !r->fields[k].def) {
-				seterr(err, errlen, "%s.%s: not written and no default", r->name,
+				errf(err, errlen, "%s.%s: not written and no default", r->name,
 				       r->fields[k].name);
 				return -1;
 			}

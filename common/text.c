@@ -2,6 +2,9 @@
  * and jansson would otherwise reject or mangle what we must carry byte-exact. */
 #include "text.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 bool utf8_valid(const void *data, size_t len)
 {
 	const uint8_t *s = data;
@@ -101,4 +104,14 @@ int base64_decode(const char *s, size_t len, struct buf *out)
 		}
 	}
 	return 0;
+}
+
+void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command behind `make test` (which builds the sanitized variant first).
 #
-#   tests/run.sh [PATTERN...]    run every test, or those whose name contains a PATTERN
+#   tests/run.sh [PATTERN...]    run every test, or those whose name contains a PATTERN (- and _ alike)
 #                                (names look like unit/common/test_avro, integration/test_x)
 #
 # Unit tests: every tests/unit/<dir>/test_*.c is a cmocka binary in build/asan/unit/<dir>/; each
@@ -47,10 +47,12 @@ trap 'exit 143' TERM
 passed=0 failed=0 skipped=0 ran=0
 failures=()
 
+# Folders are named after programs (mirror-relay), scripts with underscores (test_mirror_relay):
+# a pattern matches either spelling.
 selected() {
-	local p
+	local p name=${1//-/_}
 	[ $# -gt 1 ] || return 0
-	for p in "${@:2}"; do [[ $1 == *"$p"* ]] && return 0; done
+	for p in "${@:2}"; do [[ $name == *"${p//-/_}"* ]] && return 0; done
 	return 1
 }
 

@@ -53,7 +53,9 @@ struct brokers {
 /* An assigned source partition. */
 struct bpart {
 	struct relay_part *rp;
-	int64_t next;	   /* next offset to read: everything before is on the target or skipped */
+	int64_t next;	   /* everything before is on the target (or skipped): what is committed */
+	int64_t fetch_pos; /* next offset to fetch: past next while a round is on the way */
+	int64_t fetched_at; /* offset the Fetch in flight asks for */
 	int64_t committed; /* -1: nothing committed by this run */
 	int32_t leader;	   /* source broker id, -1 unknown */
 	int32_t fetch_from; /* broker whose Fetch in flight asks for it, -1 none */
@@ -115,6 +117,11 @@ struct batches {
 	/* Source and target client settings the path honours. */
 	int32_t fetch_wait_ms, fetch_min_bytes, fetch_max_bytes, part_max_bytes;
 	int8_t isolation;
+	/* The target producer's partitioner for keyed records (librdkafka's own function, so both
+	 * paths place a key alike); keyless records go to one partition per round unless the
+	 * partitioner hashes them too. */
+	int32_t (*hash)(const rd_kafka_topic_t *, const void *, size_t, int32_t, void *, void *);
+	bool hash_keyless;
 	int16_t acks;
 	int32_t request_timeout_ms;
 	bool reset_latest;
@@ -150,6 +157,36 @@ static bool conf_is(rd_kafka_t *rk, const char *name, const char *want)
 	size_t n = sizeof(v);
 	return rd_kafka_conf_get(rd_kafka_conf(rk), name, v, &n) == RD_KAFKA_CONF_OK &&
 	       strcmp(v, want) == 0;
+}
+
+/* Returns false for a partitioner the batch path cannot follow. */
+static bool partitioner_read(struct batches *b)
+{
+	static const struct {
+		const char *name;
+		int32_t (*fn)(const rd_kafka_topic_t *, const void *, size_t, int32_t, void *,
+			      void *);
+		bool keyless;
+	} known[] = {
+		{"consistent_random", rd_kafka_msg_partitioner_consistent, false},
+		{"consistent", rd_kafka_msg_partitioner_consistent, true},
+		{"murmur2_random", rd_kafka_msg_partitioner_murmur2, false},
+		{"murmur2", rd_kafka_msg_partitioner_murmur2, true},
+		{"fnv1a_random", rd_kafka_msg_partitioner_fnv1a, false},
+		{"fnv1a", rd_kafka_msg_partitioner_fnv1a, true},
+	};
+	char v[64];
+	size_t n = sizeof(v);
+	if (rd_kafka_conf_get(rd_kafka_conf(b->prk), "partitioner", v, &n) != RD_KAFKA_CONF_OK)
+		snprintf(v, sizeof(v), "consistent_random");
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(v, known[i].name) == 0) {
+			b->hash = known[i].fn;
+			b->hash_keyless = known[i].keyless;
+			return true;
+		}
+	log_info("target partitioner %s: records go through the Kafka client", v);
+	return false;
 }
 
 static void settings_read(struct batches *b)
@@ -454,6 +491,7 @@ static void on_assign(void *ctx, const rd_kafka_topic_partition_list_t *l)
 		b->parts = n;
 		p->rp = rp;
 		p->next = e->offset >= 0 ? e->offset : -1;
+		p->fetch_pos = p->next;
 		p->committed = p->next;
 		p->reset = e->offset < 0;
 		p->leader = -1;
@@ -540,7 +578,7 @@ static void resolve_resets(struct batches *b)
 			p->retry_at = now_mono_ms() + BACKOFF_MAX_MS;
 			continue;
 		}
-		p->next = b->reset_latest ? hi : lo;
+		p->next = p->fetch_pos = b->reset_latest ? hi : lo;
 		p->reset = false;
 		atomic_store(&p->rp->next_offset, p->next);
 		log_info("%s [%d]: no committed offset, starting at %" PRId64 " (%s)",
@@ -548,6 +586,8 @@ static void resolve_resets(struct batches *b)
 			 b->reset_latest ? "latest" : "earliest");
 	}
 }
+
+static void fetch_send(struct batches *b, struct broker *br);
 
 /* ---- a round: one Fetch response relayed ---- */
 
@@ -598,15 +638,16 @@ static int slot_close_batch(struct slot *s)
 	return 0;
 }
 
-static int32_t target_partition(struct ttopic *tt, int32_t source_partition,
+static int32_t target_partition(const struct batches *b, struct ttopic *tt, int32_t source_partition,
 				const struct krec *rec)
 {
 	if (source_partition < tt->n)
 		return source_partition;
-	/* The producer's default partitioner: CRC-32 of the key, so the target's key order holds;
-	 * keyless records go to one partition per round, a different one each round. */
-	if (rec->key_len > 0)
-		return (int32_t)(crc32(0L, rec->key, (uInt)rec->key_len) % (uint32_t)tt->n);
+	/* Keyed records by the producer's hash, so a key stays in one partition and keeps its
+	 * order (librdkafka treats an empty key as none). */
+	if (rec->key_len > 0 || b->hash_keyless)
+		return b->hash(NULL, rec->key_len > 0 ? rec->key : NULL,
+			       rec->key_len > 0 ? (size_t)rec->key_len : 0, tt->n, NULL, NULL);
 	return (int32_t)(tt->spread % (uint32_t)tt->n);
 }
 
@@ -649,7 +690,7 @@ static int forward(struct batches *b, struct bpart *p, const struct krec *rec)
 	struct ttopic *tt = p->tt ? p->tt : (p->tt = ttopic_get(b, p->rp->t));
 	if (!tt)
 		return -1;
-	struct slot *s = slot_get(b, tt, target_partition(tt, p->rp->partition, rec));
+	struct slot *s = slot_get(b, tt, target_partition(b, tt, p->rp->partition, rec));
 	if (!s) {
 		log_error("out of memory");
 		return -1;
@@ -789,7 +830,7 @@ static int take_records(struct batches *b, struct bpart *p, const struct kwire_f
 			kwire_aborted_at(f, i, &ab.a[i]);
 		ab.n = f->naborted;
 	}
-	int64_t next = p->next;
+	int64_t next = p->fetched_at;
 	size_t pos = 0;
 	struct kbatch k;
 	char err[256];
@@ -892,7 +933,7 @@ static int on_fetch_part(void *ctx, const struct kwire_fetch_result *f)
 	if (!f->records_len)
 		return 0;
 	p->in_round = true;
-	p->round_next = p->next;
+	p->round_next = p->fetched_at;
 	p->round_records = p->round_skipped = 0;
 	p->round_bytes = 0;
 	p->round_max_ts = -1;
@@ -1176,6 +1217,13 @@ static int round_run(struct batches *b, struct broker *br, const uint8_t *body, 
 		round_reset(b);
 		return -1;
 	}
+	/* The next Fetch goes out before this round is produced, so the two round trips overlap
+	 * (reading positions move on; committed ones only once the target acknowledged). */
+	for (size_t i = 0; i < b->nround; i++)
+		b->round[i]->fetch_pos = b->round[i]->round_next;
+	br->fetching = false;
+	if (!fc.rc)
+		fetch_send(b, br);
 	/* On fallback, what was read before the undecodable batch is relayed first. */
 	atomic_store(&b->r->batch_inflight, (long)b->nround_ts);
 	if (round_produce(b) < 0) {
@@ -1201,7 +1249,7 @@ static void fetch_send(struct batches *b, struct broker *br)
 	/* Partitions of one topic next to each other, as the request groups them. */
 	for (size_t i = 0; i < b->nparts; i++) {
 		struct bpart *p = b->parts[i];
-		if (p->leader != br->id || p->reset || p->next < 0 || p->fetch_from >= 0 ||
+		if (p->leader != br->id || p->reset || p->fetch_pos < 0 || p->fetch_from >= 0 ||
 		    now < p->retry_at)
 			continue;
 		bool placed = false;
@@ -1213,10 +1261,10 @@ static void fetch_send(struct batches *b, struct broker *br)
 		ft[nt] = (struct kwire_fetch_topic){.topic = p->rp->t->name, .parts = &fp[np]};
 		for (size_t j = i; j < b->nparts; j++) {
 			struct bpart *q = b->parts[j];
-			if (q->leader != br->id || q->reset || q->next < 0 || q->fetch_from >= 0 ||
+			if (q->leader != br->id || q->reset || q->fetch_pos < 0 || q->fetch_from >= 0 ||
 			    now < q->retry_at || strcmp(q->rp->t->name, p->rp->t->name) != 0)
 				continue;
-			fp[np] = (struct kwire_fetch_part){q->rp->partition, q->next};
+			fp[np] = (struct kwire_fetch_part){q->rp->partition, q->fetch_pos};
 			asked[np++] = q;
 			ft[nt].nparts++;
 		}
@@ -1241,8 +1289,10 @@ static void fetch_send(struct batches *b, struct broker *br)
 		broker_failed(b, &b->src, br, err);
 		goto out;
 	}
-	for (size_t i = 0; i < np; i++)
+	for (size_t i = 0; i < np; i++) {
 		asked[i]->fetch_from = br->id;
+		asked[i]->fetched_at = asked[i]->fetch_pos;
+	}
 	br->fetching = true;
 	br->fetch_deadline = now + b->fetch_wait_ms + b->request_timeout_ms;
 out:
@@ -1362,6 +1412,10 @@ int batches_run(struct relay *r, const struct batches_config *cfg)
 	if (!plaintext(b.crk) || !plaintext(b.prk)) {
 		log_info("a cluster is not reached in plaintext: records go through the Kafka "
 			 "client");
+		status = BATCHES_FALLBACK;
+		goto out;
+	}
+	if (!partitioner_read(&b)) {
 		status = BATCHES_FALLBACK;
 		goto out;
 	}

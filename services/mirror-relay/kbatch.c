@@ -1,6 +1,8 @@
 /* Record batch v2 reader and writer, CRC-32C (see kbatch.h). */
 #include "kbatch.h"
 
+#include "text.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -90,24 +92,6 @@ uint32_t kbatch_crc32c_sw(uint32_t crc, const void *p, size_t n)
 
 /* ---- reading ---- */
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static uint64_t be_load(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 int kbatch_next(const uint8_t *blob, size_t len, size_t *pos, struct kbatch *b, char *err,
                 size_t errlen)
 {
@@ -121,37 +105,37 @@ int kbatch_next(const uint8_t *blob, size_t len, size_t *pos, struct kbatch *b, 
 		return 0;
 	int8_t magic = (int8_t)p[16];
 	if (magic != 2) {
-		seterr(err, errlen,
+		errf(err, errlen,
 		       "batch at byte %zu: magic %d (only magic 2 batches are relayed)", *pos,
 		       magic);
 		return -1;
 	}
-	int32_t blen = (int32_t)(uint32_t)be_load(p + 8, 4);
+	int32_t blen = (int32_t)(uint32_t)kwire_be_load(p + 8, 4);
 	if (blen < KBATCH_HEADER_SIZE - 12) {
-		seterr(err, errlen, "batch at byte %zu: batchLength %d is shorter than the header",
+		errf(err, errlen, "batch at byte %zu: batchLength %d is shorter than the header",
 		       *pos, blen);
 		return -1;
 	}
 	if ((size_t)blen > rest - 12)
 		return 0; /* cut short by the fetch size limit */
-	b->base_offset = (int64_t)be_load(p, 8);
-	b->leader_epoch = (int32_t)(uint32_t)be_load(p + 12, 4);
+	b->base_offset = (int64_t)kwire_be_load(p, 8);
+	b->leader_epoch = (int32_t)(uint32_t)kwire_be_load(p + 12, 4);
 	b->magic = magic;
-	b->crc = (uint32_t)be_load(p + 17, 4);
-	b->attributes = (int16_t)(uint16_t)be_load(p + 21, 2);
-	b->last_offset_delta = (int32_t)(uint32_t)be_load(p + 23, 4);
-	b->base_ts = (int64_t)be_load(p + 27, 8);
-	b->max_ts = (int64_t)be_load(p + 35, 8);
-	b->producer_id = (int64_t)be_load(p + 43, 8);
-	b->producer_epoch = (int16_t)(uint16_t)be_load(p + 51, 2);
-	b->base_sequence = (int32_t)(uint32_t)be_load(p + 53, 4);
-	b->count = (int32_t)(uint32_t)be_load(p + 57, 4);
+	b->crc = (uint32_t)kwire_be_load(p + 17, 4);
+	b->attributes = (int16_t)(uint16_t)kwire_be_load(p + 21, 2);
+	b->last_offset_delta = (int32_t)(uint32_t)kwire_be_load(p + 23, 4);
+	b->base_ts = (int64_t)kwire_be_load(p + 27, 8);
+	b->max_ts = (int64_t)kwire_be_load(p + 35, 8);
+	b->producer_id = (int64_t)kwire_be_load(p + 43, 8);
+	b->producer_epoch = (int16_t)(uint16_t)kwire_be_load(p + 51, 2);
+	b->base_sequence = (int32_t)(uint32_t)kwire_be_load(p + 53, 4);
+	b->count = (int32_t)(uint32_t)kwire_be_load(p + 57, 4);
 	b->records = p + KBATCH_HEADER_SIZE;
 	b->records_len = (size_t)blen + 12 - KBATCH_HEADER_SIZE;
 	b->crc_start = p + 21;
 	b->crc_len = (size_t)blen + 12 - 21;
 	if (b->count < 0) {
-		seterr(err, errlen, "batch at byte %zu (offset %lld): record count %d", *pos,
+		errf(err, errlen, "batch at byte %zu (offset %lld): record count %d", *pos,
 		       (long long)b->base_offset, b->count);
 		return -1;
 	}
@@ -183,17 +167,6 @@ static inline int64_t rd_varint(struct rbuf *r)
 		return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
 	}
 	return rbuf_varint(r);
-}
-
-static inline const uint8_t *rd_skip(struct rbuf *r, size_t n)
-{
-	if (r->bad || (size_t)(r->end - r->p) < n) {
-		r->bad = true;
-		return NULL;
-	}
-	const uint8_t *p = r->p;
-	r->p += n;
-	return p;
 }
 
 /* A varint that must fit an int32 and lie in [lo, hi]; false (r->bad) otherwise. */
@@ -228,11 +201,11 @@ static bool headers_ok(struct rbuf *r, int64_t n)
 {
 	int64_t l;
 	for (int64_t i = 0; i < n; i++) {
-		if (!varlen(r, 0, 0, &l) || !rd_skip(r, (size_t)l))
+		if (!varlen(r, 0, 0, &l) || !kwire_take(r, (size_t)l))
 			return false;
 		if (!varlen(r, -1, 0, &l))
 			return false;
-		if (l > 0 && !rd_skip(r, (size_t)l))
+		if (l > 0 && !kwire_take(r, (size_t)l))
 			return false;
 	}
 	return true;
@@ -241,14 +214,14 @@ static bool headers_ok(struct rbuf *r, int64_t n)
 int krec_next(const struct kbatch *b, size_t *pos, struct krec *out, char *err, size_t errlen)
 {
 	if (b->attributes & KBATCH_ATTR_COMPRESSION) {
-		seterr(err, errlen,
+		errf(err, errlen,
 		       "batch at offset %lld is compressed (codec %d): not decoded here",
 		       (long long)b->base_offset, b->attributes & KBATCH_ATTR_COMPRESSION);
 		return -1;
 	}
 	if (*pos == 0 && (b->count < 0 || (size_t)b->count > b->records_len / KREC_MIN ||
 	                  (b->count == 0) != (b->records_len == 0))) {
-		seterr(err, errlen, "batch at offset %lld: %d records do not fit its %zu bytes",
+		errf(err, errlen, "batch at offset %lld: %d records do not fit its %zu bytes",
 		       (long long)b->base_offset, b->count, b->records_len);
 		return -1;
 	}
@@ -262,7 +235,7 @@ int krec_next(const struct kbatch *b, size_t *pos, struct krec *out, char *err, 
 	const uint8_t *rec_end = r.p + rlen;
 	r.end = rec_end;
 	field = "attributes";
-	(void)rd_skip(&r, 1);
+	(void)kwire_take(&r, 1);
 	field = "timestampDelta";
 	int64_t tsd = rd_varint(&r);
 	if (r.bad)
@@ -278,14 +251,14 @@ int krec_next(const struct kbatch *b, size_t *pos, struct krec *out, char *err, 
 	if (!varlen(&r, -1, 0, &v))
 		goto bad;
 	out->key_len = (int32_t)v;
-	out->key = v >= 0 ? rd_skip(&r, (size_t)v) : NULL;
+	out->key = v >= 0 ? kwire_take(&r, (size_t)v) : NULL;
 	if (r.bad)
 		goto bad;
 	field = "valueLength";
 	if (!varlen(&r, -1, 0, &v))
 		goto bad;
 	out->value_len = (int32_t)v;
-	out->value = v >= 0 ? rd_skip(&r, (size_t)v) : NULL;
+	out->value = v >= 0 ? kwire_take(&r, (size_t)v) : NULL;
 	if (r.bad)
 		goto bad;
 	field = "headers count";
@@ -305,7 +278,7 @@ int krec_next(const struct kbatch *b, size_t *pos, struct krec *out, char *err, 
 	*pos = (size_t)(rec_end - b->records);
 	return 1;
 bad:
-	seterr(err, errlen, "record at byte %zu of batch at offset %lld: bad %s near byte %zu",
+	errf(err, errlen, "record at byte %zu of batch at offset %lld: bad %s near byte %zu",
 	       *pos, (long long)b->base_offset, field, (size_t)(r.p - b->records));
 	return -1;
 }
@@ -319,11 +292,11 @@ int khdr_next(const struct krec *rec, size_t *pos, struct khdr *h)
 	if (!varlen(&r, 0, 0, &v))
 		return -1;
 	h->key_len = (size_t)v;
-	h->key = rd_skip(&r, (size_t)v);
+	h->key = kwire_take(&r, (size_t)v);
 	if (!varlen(&r, -1, 0, &v))
 		return -1;
 	h->value_len = (int32_t)v;
-	h->value = v >= 0 ? rd_skip(&r, (size_t)v) : NULL;
+	h->value = v >= 0 ? kwire_take(&r, (size_t)v) : NULL;
 	if (r.bad)
 		return -1;
 	h->raw = rec->headers + *pos;

@@ -1,6 +1,8 @@
 /* Fetch v4 / Produce v3 encoders and bounded decoders (see kwire.h). */
 #include "kwire.h"
 
+#include "text.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,44 +136,25 @@ void wbuf_set_i32(struct wbuf *b, size_t at, int32_t v)
 
 /* ---- bounded input reader ---- */
 
-static const uint8_t *take(struct rbuf *r, size_t n)
-{
-	if (r->bad || (size_t)(r->end - r->p) < n) {
-		r->bad = true;
-		return NULL;
-	}
-	const uint8_t *p = r->p;
-	r->p += n;
-	return p;
-}
-
-static uint64_t be_load(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 int8_t rbuf_i8(struct rbuf *r)
 {
-	const uint8_t *p = take(r, 1);
+	const uint8_t *p = kwire_take(r, 1);
 	return p ? (int8_t)p[0] : 0;
 }
 int16_t rbuf_i16(struct rbuf *r)
 {
-	const uint8_t *p = take(r, 2);
-	return p ? (int16_t)(uint16_t)be_load(p, 2) : 0;
+	const uint8_t *p = kwire_take(r, 2);
+	return p ? (int16_t)(uint16_t)kwire_be_load(p, 2) : 0;
 }
 int32_t rbuf_i32(struct rbuf *r)
 {
-	const uint8_t *p = take(r, 4);
-	return p ? (int32_t)(uint32_t)be_load(p, 4) : 0;
+	const uint8_t *p = kwire_take(r, 4);
+	return p ? (int32_t)(uint32_t)kwire_be_load(p, 4) : 0;
 }
 int64_t rbuf_i64(struct rbuf *r)
 {
-	const uint8_t *p = take(r, 8);
-	return p ? (int64_t)be_load(p, 8) : 0;
+	const uint8_t *p = kwire_take(r, 8);
+	return p ? (int64_t)kwire_be_load(p, 8) : 0;
 }
 
 int64_t rbuf_varint(struct rbuf *r)
@@ -208,7 +191,7 @@ void rbuf_str(struct rbuf *r, const char **s, size_t *n)
 		r->bad = true;
 		return;
 	}
-	const uint8_t *p = take(r, (size_t)l);
+	const uint8_t *p = kwire_take(r, (size_t)l);
 	if (p) {
 		*s = (const char *)p;
 		*n = (size_t)l;
@@ -217,7 +200,7 @@ void rbuf_str(struct rbuf *r, const char **s, size_t *n)
 
 const uint8_t *rbuf_skip(struct rbuf *r, size_t n)
 {
-	return take(r, n);
+	return kwire_take(r, n);
 }
 
 /* ---- framing ---- */
@@ -272,18 +255,8 @@ int kwire_fetch_request(struct wbuf *b, int32_t corr, const char *client_id,
 void kwire_aborted_at(const struct kwire_fetch_result *f, int32_t i, struct kwire_aborted *out)
 {
 	const uint8_t *p = f->aborted + (size_t)i * 16;
-	out->producer_id = (int64_t)be_load(p, 8);
-	out->first_offset = (int64_t)be_load(p + 8, 8);
-}
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
+	out->producer_id = (int64_t)kwire_be_load(p, 8);
+	out->first_offset = (int64_t)kwire_be_load(p + 8, 8);
 }
 
 /* An array count: non-negative (or -1 when nullable) and no more elements than the remaining
@@ -345,13 +318,13 @@ int kwire_fetch_response(const uint8_t *body, size_t len,
 		}
 	}
 	if (r.p != r.end) {
-		seterr(err, errlen, "fetch response: %zu bytes after the last partition",
+		errf(err, errlen, "fetch response: %zu bytes after the last partition",
 		       (size_t)(r.end - r.p));
 		return -1;
 	}
 	return 0;
 bad:
-	seterr(err, errlen, "fetch response malformed at byte %zu of %zu", (size_t)(r.p - body),
+	errf(err, errlen, "fetch response malformed at byte %zu of %zu", (size_t)(r.p - body),
 	       len);
 	return -1;
 }
@@ -415,13 +388,13 @@ int kwire_produce_response(const uint8_t *body, size_t len,
 	if (r.bad)
 		goto bad;
 	if (r.p != r.end) {
-		seterr(err, errlen, "produce response: %zu bytes after the throttle time",
+		errf(err, errlen, "produce response: %zu bytes after the throttle time",
 		       (size_t)(r.end - r.p));
 		return -1;
 	}
 	return 0;
 bad:
-	seterr(err, errlen, "produce response malformed at byte %zu of %zu", (size_t)(r.p - body),
+	errf(err, errlen, "produce response malformed at byte %zu of %zu", (size_t)(r.p - body),
 	       len);
 	return -1;
 }

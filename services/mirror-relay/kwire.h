@@ -32,6 +32,15 @@ void wbuf_str(struct wbuf *b, const char *s, size_t n);
 void wbuf_set_i32(struct wbuf *b, size_t at, int32_t v); /* overwrite 4 bytes at offset */
 size_t kwire_varint_size(int64_t v);			    /* bytes wbuf_varint writes */
 
+/* A big-endian unsigned integer of n (1..8) bytes at p. */
+static inline uint64_t kwire_be_load(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
 /* ---- bounded input reader ---- */
 struct rbuf {
 	const uint8_t *p, *end;
@@ -45,6 +54,17 @@ int64_t rbuf_varint(struct rbuf *r); /* zig-zag; more than 10 bytes is bad */
 /* int16-length string; *s points into the buffer (not NUL-terminated). A null string (-1)
  * gives *s NULL, *n 0. */
 void rbuf_str(struct rbuf *r, const char **s, size_t *n);
+/* The next n bytes, or NULL (bad set) when fewer remain; inline for the per-record paths. */
+static inline const uint8_t *kwire_take(struct rbuf *r, size_t n)
+{
+	if (r->bad || (size_t)(r->end - r->p) < n) {
+		r->bad = true;
+		return NULL;
+	}
+	const uint8_t *p = r->p;
+	r->p += n;
+	return p;
+}
 /* Skips n bytes (bad when fewer remain). Returns the start of the skipped bytes or NULL. */
 const uint8_t *rbuf_skip(struct rbuf *r, size_t n);
 
