@@ -104,6 +104,7 @@ life_ready() {
 	[ "$c" -ge $((c0 + 2)) ]
 }
 killed=0
+open_min=
 for life in $(seq 1 "$KILLS"); do
 	start_bg "agg$life" "$AGG" -b "$BOOTSTRAP" --late iot.late "${AGG_FLAGS[@]}" \
 		--metrics-port "$kport"
@@ -115,6 +116,7 @@ for life in $(seq 1 "$KILLS"); do
 	sent=$(value "$KURL" iotpipe_aggregator_aggregates_total)
 	kill_bg "agg$life" KILL
 	killed=$((killed + 1))
+	[ -z "$open_min" ] || [ "${open:-0}" -lt "$open_min" ] && open_min=${open:-0}
 	harness_diag "life $life: SIGKILL after $n readings and $sent aggregates, $open windows open (at ${SECONDS}s)"
 done
 check "the aggregator was killed $KILLS times while readings kept arriving" \
@@ -166,8 +168,11 @@ read -r _ ref_n _ got_n _ distinct _ resent _ <"$D/distinct.txt"
 echo "# MEASURED aggregator kill -9 x$KILLS over $N readings: $resent of $got_n aggregates were re-sent"
 check "after $KILLS kills the distinct aggregates equal the uninterrupted run's ($distinct of $ref_n)" \
 	test "$drc" -eq 0
-check "the kills landed between emitting and committing: $resent windows were sent again" \
-	test "${resent:-0}" -gt 0
+# Whether a kill falls between emitting windows and committing that is chance (the gap is one
+# checkpoint); the re-sent count above is measured, not required. What every kill must hit is
+# open windows, whose state the next life rebuilds from re-read input.
+check "every kill landed with windows open (fewest: ${open_min:-none})" \
+	test "${open_min:-0}" -gt 0
 
 # ---- both runs through raw-saver into PostgreSQL ---------------------------------------------------
 if [ -n "$SAVER" ]; then
