@@ -238,28 +238,19 @@ rd_kafka_t *kafka_producer_handle(struct kafka_producer *p)
 	return p->rk;
 }
 
-/* rkt, when given, saves librdkafka looking the topic up by name for every record. */
-static int produce(struct kafka_producer *p, const char *topic, rd_kafka_topic_t *rkt,
-		   int32_t partition, const void *key, size_t klen, const void *val, size_t vlen,
-		   int64_t ts_ms, rd_kafka_headers_t *hdrs, void *opaque, char *err, size_t errlen)
+/* One record to a topic handle, waiting while the local queue is full (never a drop). */
+static int produce(struct kafka_producer *p, rd_kafka_topic_t *rkt, int32_t partition,
+		   const void *key, size_t klen, const void *val, size_t vlen, int64_t ts_ms,
+		   rd_kafka_headers_t *hdrs, void *opaque, char *err, size_t errlen)
 {
+	const char *topic = rd_kafka_topic_name(rkt);
 	int64_t stalled_since = 0, warned = 0, stop_seen = 0;
 	for (;;) {
-		rd_kafka_resp_err_t e =
-			rkt ? rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(rkt),
-						RD_KAFKA_V_PARTITION(partition),
-						RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-						RD_KAFKA_V_KEY((void *)key, klen),
-						RD_KAFKA_V_VALUE((void *)val, vlen),
-						RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_HEADERS(hdrs),
-						RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END)
-			    : rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic),
-						RD_KAFKA_V_PARTITION(partition),
-						RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-						RD_KAFKA_V_KEY((void *)key, klen),
-						RD_KAFKA_V_VALUE((void *)val, vlen),
-						RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_HEADERS(hdrs),
-						RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+		rd_kafka_resp_err_t e = rd_kafka_producev(
+			p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY((void *)key, klen),
+			RD_KAFKA_V_VALUE((void *)val, vlen), RD_KAFKA_V_TIMESTAMP(ts_ms),
+			RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
 		if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
 			atomic_fetch_add(&p->inflight, 1);
 			if (!p->batch_polling)
@@ -302,16 +293,26 @@ int kafka_produce(struct kafka_producer *p, const char *topic, int32_t partition
 		  size_t klen, const void *val, size_t vlen, int64_t ts_ms,
 		  rd_kafka_headers_t *hdrs, void *opaque, char *err, size_t errlen)
 {
-	return produce(p, topic, NULL, partition, key, klen, val, vlen, ts_ms, hdrs, opaque, err,
-		       errlen);
+	/* The client's handle for the name (a new reference to the one it keeps): the record
+	 * holds its own reference, so this one is dropped right away. */
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+	if (!rkt) {
+		snprintf(err, errlen, "cannot produce to %s: %s", topic,
+			 rd_kafka_err2str(rd_kafka_last_error()));
+		if (hdrs)
+			rd_kafka_headers_destroy(hdrs);
+		return -1;
+	}
+	int rc = produce(p, rkt, partition, key, klen, val, vlen, ts_ms, hdrs, opaque, err, errlen);
+	rd_kafka_topic_destroy(rkt);
+	return rc;
 }
 
 int kafka_produce_rkt(struct kafka_producer *p, rd_kafka_topic_t *rkt, int32_t partition,
 		      const void *key, size_t klen, const void *val, size_t vlen, int64_t ts_ms,
 		      rd_kafka_headers_t *hdrs, void *opaque, char *err, size_t errlen)
 {
-	return produce(p, rd_kafka_topic_name(rkt), rkt, partition, key, klen, val, vlen, ts_ms,
-		       hdrs, opaque, err, errlen);
+	return produce(p, rkt, partition, key, klen, val, vlen, ts_ms, hdrs, opaque, err, errlen);
 }
 void kafka_producer_poll(struct kafka_producer *p, int timeout_ms)
 {

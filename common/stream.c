@@ -393,17 +393,20 @@ int stream_checkpoint(struct stream *s)
 	return checkpoint(s, true);
 }
 
-static void checkpoint_if_due(struct stream *s)
+/* now: the caller's clock reading, which it also uses for its poll deadline (one read per
+ * record, not two). Returns true when a checkpoint ran (the clock has moved on). */
+static bool checkpoint_if_due(struct stream *s, int64_t now)
 {
 	if (s->nsnaps)
 		snapshots_finish(s);
 	if (s->since_checkpoint < s->cfg.checkpoint_records &&
-	    now_mono_ms() - s->last_checkpoint < s->cfg.checkpoint_ms)
-		return;
+	    now - s->last_checkpoint < s->cfg.checkpoint_ms)
+		return false;
 	if (s->pipelined)
 		snapshot_begin(s);
 	else
 		checkpoint(s, !s->cfg.acked_positions);
+	return true;
 }
 
 /* ---- rebalance ---- */
@@ -744,10 +747,12 @@ int stream_poll(struct stream *s, struct stream_msg **m, int timeout_ms)
 	*m = NULL;
 	if (s->failed)
 		return STREAM_END;
-	checkpoint_if_due(s);
+	int64_t now = now_mono_ms();
+	if (checkpoint_if_due(s, now))
+		now = now_mono_ms();
 	if (s->stdin_input)
 		return poll_stdin(s, m);
-	int64_t deadline = now_mono_ms() + timeout_ms;
+	int64_t deadline = now + timeout_ms;
 	char err[512];
 	for (;;) {
 		int64_t left = deadline - now_mono_ms();
@@ -805,7 +810,7 @@ int stream_poll_batch(struct stream *s, struct stream_msg *out, size_t max, int 
 	release_current(s);
 	if (s->failed || !s->consumer || !s->cfg.raw_input)
 		return STREAM_END;
-	checkpoint_if_due(s);
+	checkpoint_if_due(s, now_mono_ms());
 	if (max > s->batch_cap) {
 		rd_kafka_message_t **b = realloc(s->batch, max * sizeof(*b));
 		if (!b) {

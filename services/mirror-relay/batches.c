@@ -64,7 +64,6 @@ struct bpart {
 	struct ttopic *tt; /* its target topic, once known */
 	/* This round: */
 	bool in_round;
-	bool revoked; /* taken away while its round was on the way: freed when the round ends */
 	int64_t round_next;
 	long round_records, round_skipped;
 	double round_bytes;
@@ -127,6 +126,15 @@ struct batches {
 	bool reset_latest;
 	int64_t warned_at, refused_warned_at;
 };
+
+/* Doubles a pause after each failure in a row, from BACKOFF_MIN_MS up to BACKOFF_MAX_MS. */
+static int backoff_next(int *ms)
+{
+	*ms = *ms ? *ms * 2 : BACKOFF_MIN_MS;
+	if (*ms > BACKOFF_MAX_MS)
+		*ms = BACKOFF_MAX_MS;
+	return *ms;
+}
 
 /* True at most once every WARN_EVERY_MS per *at: repeated trouble is one line, not a flood. */
 static bool warn_due(int64_t *at)
@@ -271,10 +279,7 @@ static int broker_connect(struct brokers *bs, struct broker *k)
 		k->backoff_ms = 0;
 		return 0;
 	}
-	k->backoff_ms = k->backoff_ms ? k->backoff_ms * 2 : BACKOFF_MIN_MS;
-	if (k->backoff_ms > BACKOFF_MAX_MS)
-		k->backoff_ms = BACKOFF_MAX_MS;
-	k->retry_at = now + k->backoff_ms;
+	k->retry_at = now + backoff_next(&k->backoff_ms);
 	if (warn_due(&k->warned_at))
 		log_warn("%s broker %d: %s; retrying", bs->side, (int)k->id, err);
 	return -1;
@@ -286,10 +291,7 @@ static void broker_failed(struct batches *b, struct brokers *bs, struct broker *
 {
 	conn_close(&k->conn);
 	k->fetching = false;
-	k->backoff_ms = k->backoff_ms ? k->backoff_ms * 2 : BACKOFF_MIN_MS;
-	if (k->backoff_ms > BACKOFF_MAX_MS)
-		k->backoff_ms = BACKOFF_MAX_MS;
-	k->retry_at = now_mono_ms() + k->backoff_ms;
+	k->retry_at = now_mono_ms() + backoff_next(&k->backoff_ms);
 	if (warn_due(&k->warned_at))
 		log_warn("%s broker %d: %s", bs->side, (int)k->id, err);
 	if (bs == &b->src)
@@ -544,12 +546,8 @@ static void on_revoke(void *ctx, const rd_kafka_topic_partition_list_t *l)
 		for (size_t j = 0; j < b->nparts; j++)
 			if (b->parts[j] == p)
 				b->parts[j] = b->parts[--b->nparts];
-		/* A round that is being produced still refers to it; its records reach the target
-		 * but its offsets are no longer ours to commit. */
-		if (p->in_round)
-			p->revoked = true;
-		else
-			free(p);
+		/* Never in a round here: the group is served between rounds only (round_pause). */
+		free(p);
 	}
 }
 
@@ -1001,9 +999,7 @@ static int round_pause(struct batches *b, int64_t started, int *backoff, int64_t
 		log_warn("waiting for the target to acknowledge %ld records (%lld s)",
 			 (long)b->nround_ts, (long long)(now - started) / 1000);
 	atomic_fetch_add(&b->r->batch_retries, 1);
-	*backoff = *backoff ? *backoff * 2 : BACKOFF_MIN_MS;
-	if (*backoff > BACKOFF_MAX_MS)
-		*backoff = BACKOFF_MAX_MS;
+	backoff_next(backoff);
 	struct timespec ts = {*backoff / 1000, (long)(*backoff % 1000) * 1000000L};
 	nanosleep(&ts, NULL);
 	if (b->tgt_meta_stale)
@@ -1154,10 +1150,8 @@ static void round_done(struct batches *b)
 		struct relay_part *rp = p->rp;
 		long read = p->round_records + p->round_skipped;
 		atomic_fetch_add(&rp->produced, p->round_records);
-		if (!p->revoked) {
-			p->next = p->round_next;
-			atomic_store(&rp->next_offset, p->next);
-		}
+		p->next = p->round_next;
+		atomic_store(&rp->next_offset, p->next);
 		if (atomic_load(&rp->acked_ts) < 0 && p->round_max_ts > 0)
 			atomic_store(&rp->acked_ts, p->round_max_ts - 1);
 		if (p->round_records)
@@ -1173,11 +1167,8 @@ static void round_done(struct batches *b)
 
 static void round_reset(struct batches *b)
 {
-	for (size_t i = 0; i < b->nround; i++) {
+	for (size_t i = 0; i < b->nround; i++)
 		b->round[i]->in_round = false;
-		if (b->round[i]->revoked)
-			free(b->round[i]);
-	}
 	b->nround = 0;
 	b->nround_ts = 0;
 	for (size_t i = 0; i < b->nslots; i++) {
@@ -1221,7 +1212,6 @@ static int round_run(struct batches *b, struct broker *br, const uint8_t *body, 
 	 * (reading positions move on; committed ones only once the target acknowledged). */
 	for (size_t i = 0; i < b->nround; i++)
 		b->round[i]->fetch_pos = b->round[i]->round_next;
-	br->fetching = false;
 	if (!fc.rc)
 		fetch_send(b, br);
 	/* On fallback, what was read before the undecodable batch is relayed first. */
